@@ -1,0 +1,116 @@
+"""Model configurations: each dataclass is exactly its model's constructor arguments and its config.json."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n >= 1 and (n & (n - 1)) == 0
+
+
+@dataclass
+class VQVAEConfig:
+    embedding_dim: int = 256
+    n_codes: int = 2048
+    n_hiddens: int = 240
+    n_res_layers: int = 4
+    downsample: tuple[int, int, int] = (4, 4, 4)  # (T, H, W) factors, each a power of two
+    sequence_length: int = 16  # frames per training clip
+    resolution: int = 64  # square frame size
+    n_attn_heads: int = 2  # heads of the axial attention in each residual block
+    commitment_cost: float = 0.25
+    ema_decay: float = 0.99
+    recon_loss_scale: float = 0.06  # the reference divides the MSE by this (about the data variance)
+
+    def __post_init__(self):
+        self.downsample = tuple(int(d) for d in self.downsample)
+        if len(self.downsample) != 3 or not all(_is_power_of_two(d) for d in self.downsample):
+            raise ValueError(f"downsample must be three powers of two (T, H, W), got {self.downsample}")
+        if max(self.downsample) < 2:
+            raise ValueError("downsample must halve at least one axis, e.g. (1, 2, 2)")
+        if self.sequence_length % self.downsample[0] or self.resolution % self.downsample[1] \
+                or self.resolution % self.downsample[2]:
+            raise ValueError(f"sequence_length {self.sequence_length} and resolution {self.resolution} "
+                             f"must be divisible by downsample {self.downsample}")
+        if self.n_hiddens % 2 or self.n_hiddens % self.n_attn_heads:
+            raise ValueError(f"n_hiddens ({self.n_hiddens}) must be even and divisible by n_attn_heads")
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        t, h, w = self.downsample
+        return (self.sequence_length // t, self.resolution // h, self.resolution // w)
+
+
+@dataclass
+class VideoGPTConfig:
+    latent_shape: tuple[int, int, int] = (4, 16, 16)  # (t, h, w) of the VQ-VAE's codes
+    n_codes: int = 2048
+    embedding_dim: int = 256  # width of the VQ-VAE codebook vectors that are the prior's input
+    sequence_length: int = 16  # video frames that the latent grid covers
+    resolution: int = 64  # frame size (for frame conditioning)
+    hidden_dim: int = 576
+    n_heads: int = 4
+    n_layers: int = 8
+    dropout: float = 0.2
+    attn_dropout: float = 0.3
+    # Conditioning: any combination of first frames, a class and per-frame actions.
+    n_cond_frames: int = 0
+    frame_encoder_widths: tuple[int, ...] = (64, 128, 256, 240)  # the reference's 3D ResNet-34
+    frame_encoder_blocks: tuple[int, ...] = (3, 4, 6, 3)
+    n_classes: int = 0
+    class_names: list[str] | None = None
+    action_dim: int = 0
+    action_embed_dim: int = 64
+    cond_drop_prob: float = 0.0  # train-time condition dropout, so classifier-free guidance works
+
+    def __post_init__(self):
+        self.latent_shape = tuple(int(s) for s in self.latent_shape)
+        self.frame_encoder_widths = tuple(int(w) for w in self.frame_encoder_widths)
+        self.frame_encoder_blocks = tuple(int(b) for b in self.frame_encoder_blocks)
+        if self.hidden_dim % 3 or self.hidden_dim % self.n_heads:
+            raise ValueError(f"hidden_dim ({self.hidden_dim}) must be divisible by 3 (one third per "
+                             f"latent axis of the position embedding) and by n_heads ({self.n_heads})")
+        if self.sequence_length % self.latent_shape[0]:
+            raise ValueError("sequence_length must be a multiple of the latent time steps")
+        if self.n_cond_frames:
+            width = self.frame_encoder_widths[-1]
+            if len(self.frame_encoder_widths) != 4 or len(self.frame_encoder_blocks) != 4:
+                raise ValueError("the frame encoder has four groups: give four widths and four block counts")
+            if width % 3 or width % self.n_heads:
+                raise ValueError(f"the frame encoder's last width ({width}) must divide by 3 and n_heads")
+            if self.resolution % 4:
+                raise ValueError("frame conditioning needs a resolution divisible by 4")
+        if self.class_names is not None:
+            self.class_names = [str(c) for c in self.class_names]
+            if len(self.class_names) != self.n_classes:
+                raise ValueError(f"{len(self.class_names)} class_names for n_classes={self.n_classes}")
+
+    @property
+    def frames_per_latent(self) -> int:
+        return self.sequence_length // self.latent_shape[0]
+
+    @property
+    def seq_len(self) -> int:
+        return math.prod(self.latent_shape)
+
+    @property
+    def cond_dim(self) -> int:
+        """Width of the vector that drives the conditional LayerNorms (class one-hot + action embedding)."""
+        return self.n_classes + (self.action_embed_dim if self.action_dim else 0)
+
+
+def config_to_dict(config) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def config_from_dict(cls, data: dict, source: str = "config"):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown {cls.__name__} fields {unknown}; is this the right kind of model?")
+    return cls(**data)
+
+
+__all__ = ["VQVAEConfig", "VideoGPTConfig", "config_to_dict", "config_from_dict"]
