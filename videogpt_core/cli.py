@@ -11,7 +11,7 @@ import sys
 
 # Modules that define `add_commands(subparsers)`; each subparser sets `func(args) -> int | None`.
 COMMAND_MODULES = (
-    "videogpt_core.checkpoints",
+    "videogpt_core.reference",
 )
 
 

@@ -318,33 +318,44 @@ class VideoGPT(PretrainedMixin, nn.Module):
         return DecodeState(condition=condition, code_inputs=self.fc_in(self.codebook).to(dtype),
                            positions=self.pos_embd.table().to(dtype), caches=caches, batch=batch)
 
-    def _cached_blocks(self, x: torch.Tensor, state: DecodeState, start: int) -> torch.Tensor:
-        """Positions start .. start+n-1 of x (B, n, d), attending to the cache; writes their K/V into it."""
+    def _cached_blocks(self, x: torch.Tensor, state: DecodeState, start: int | torch.Tensor) -> torch.Tensor:
+        """Positions start .. start+n-1 of x (B, n, d), attending to the cache; writes their K/V into it.
+
+        `start` as a Python int slices the cache to the visible prefix (fastest eagerly). As a (1,) tensor
+        (single token) every shape is static, so the step can be compiled and captured in a CUDA graph.
+        """
         n = x.shape[1]
         hw = self.latent_shape[1] * self.latent_shape[2]
-        steps = torch.arange(start, start + n, device=x.device) // hw
+        static = isinstance(start, torch.Tensor)
+        if static:
+            steps, end = start // hw, None
+            mask = (torch.arange(self.config.seq_len, device=x.device) <= start).view(1, -1)
+        else:
+            end = start + n
+            steps = slice(start // hw, start // hw + 1) if n == 1 else torch.arange(start, end, device=x.device) // hw
+            # A single query may see the whole prefix; a block of queries after a prefix needs a mask.
+            mask = None if n == 1 or start == 0 else self._prefix_mask(start, n, x.device)
 
         def at_positions(affine):
             g, b = affine
-            if g.dim() == 1:
-                return g, b
-            if n == 1:
-                step = start // hw
-                return g[:, step:step + 1], b[:, step:step + 1]
-            return g[:, steps], b[:, steps]
+            return (g, b) if g.dim() == 1 else (g[:, steps], b[:, steps])
 
         affines = iter(state.condition.norm_affines)
-        end = start + n
         for i, block in enumerate(self.blocks):
             attn = block.attn
             h = block.pre_attn_norm.normalize(x, *at_positions(next(affines)))
             q = attn.split_heads(attn.w_qs(h), attn.d_k)
             k_cache, v_cache = state.caches[i]
-            k_cache[:, :, start:end] = attn.split_heads(attn.w_ks(h), attn.d_k)
-            v_cache[:, :, start:end] = attn.split_heads(attn.w_vs(h), attn.d_v)
-            # A single query may see the whole prefix; a block of queries needs the causal mask.
-            x = x + attn.attend(q, k_cache[:, :, :end], v_cache[:, :, :end], causal=n > 1 and start == 0,
-                                mask=None if n == 1 or start == 0 else self._prefix_mask(start, n, x.device))
+            k, v = attn.split_heads(attn.w_ks(h), attn.d_k), attn.split_heads(attn.w_vs(h), attn.d_v)
+            if static:
+                k_cache.index_copy_(2, start, k)
+                v_cache.index_copy_(2, start, v)
+                x = x + attn.attend(q, k_cache, v_cache, mask=mask)
+            else:
+                k_cache[:, :, start:end] = k
+                v_cache[:, :, start:end] = v
+                x = x + attn.attend(q, k_cache[:, :, :end], v_cache[:, :, :end],
+                                    causal=n > 1 and start == 0, mask=mask)
             if block.use_frames:
                 h = block.pre_enc_norm.normalize(x, *at_positions(next(affines)))
                 q = block.enc_attn.split_heads(block.enc_attn.w_qs(h), block.enc_attn.d_k)
@@ -374,7 +385,8 @@ class VideoGPT(PretrainedMixin, nn.Module):
         return self._cached_blocks(x, state, 0)[:, -1]
 
     @torch.no_grad()
-    def decode_step(self, state: DecodeState, previous: torch.Tensor, position: int) -> torch.Tensor:
-        """One token: `previous` (B,) is the code at position-1; returns logits (B, n_codes) for `position`."""
-        x = (state.code_inputs[previous] + state.positions[position])[:, None]
+    def decode_step(self, state: DecodeState, previous: torch.Tensor, position: int | torch.Tensor) -> torch.Tensor:
+        """One token: `previous` (B,) is the code at position-1; returns logits (B, n_codes) for `position`
+        (a Python int, or a (1,) int64 tensor for the static-shape path that torch.compile can capture)."""
+        x = (state.code_inputs[previous] + state.positions[position].view(1, -1))[:, None]
         return self._cached_blocks(x, state, position)[:, 0]

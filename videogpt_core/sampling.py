@@ -1,0 +1,115 @@
+"""Token sampling for the prior: logit filters, guidance, and the cached decode loop, slice by slice.
+
+Sampling never syncs with the host per token: a code is drawn as argmax(probs / Exponential(1)), which is
+an exact draw from `probs`, and stays on the device until the caller asks for it.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from videogpt_core.prior import VideoGPT
+
+
+@dataclass
+class SamplingOptions:
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    cfg_scale: float | None = None  # classifier-free guidance on the class / actions; None or 1 = off
+
+    def check(self, prior: VideoGPT) -> None:
+        t = self.temperature
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t <= 0:
+            raise ValueError(f"temperature must be a finite number > 0, got {t!r}")
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
+                                       or self.top_k < 1):
+            raise ValueError(f"top_k must be a whole number >= 1 (or None), got {self.top_k!r}")
+        p = self.top_p
+        if p is not None and (not isinstance(p, (int, float)) or not math.isfinite(p) or not 0 < p <= 1):
+            raise ValueError(f"top_p must lie in (0, 1] (or None), got {p!r}")
+        g = self.cfg_scale
+        if g is not None:
+            if not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+                raise ValueError(f"cfg_scale must be a finite number >= 0 (or None), got {g!r}")
+            if not prior.config.cond_dim:
+                raise ValueError("cfg_scale needs a class- or action-conditional model; this one has neither")
+
+    @property
+    def guided(self) -> bool:
+        return self.cfg_scale is not None and self.cfg_scale != 1.0
+
+
+def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> torch.Tensor:
+    """Temperature, then keep the top_k codes, then the smallest set whose probability reaches top_p."""
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        # Drop a code when the codes ranked above it already reach top_p (the first one always stays).
+        drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def draw(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One code per row of filtered logits (B, n_codes), without a host sync."""
+    probs = logits.softmax(-1)
+    noise = torch.empty_like(probs).exponential_(generator=generator)
+    return (probs / noise).argmax(-1)
+
+
+def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, actions=None,
+                   prefix: torch.Tensor | None = None, options: SamplingOptions | None = None,
+                   generator: torch.Generator | None = None,
+                   dtype: torch.dtype | None = None) -> Iterator[tuple[torch.Tensor, int]]:
+    """Sample a latent grid in raster order. Yields (codes (B, t, h, w), slices_done) each time a latent
+    time slice is complete; codes of unfinished slices are 0. `prefix` (B, n) holds known leading codes."""
+    options = options or SamplingOptions()
+    options.check(prior)
+    t, h, w = prior.latent_shape
+    length, slice_len = t * h * w, h * w
+    device = prior.fc_in.weight.device
+    codes = torch.zeros(batch, length, dtype=torch.long, device=device)
+    n_known = 0 if prefix is None else prefix.shape[1]
+    if prefix is not None:
+        if prefix.shape[0] != batch or n_known >= length:
+            raise ValueError(f"prefix must be (batch={batch}, n < {length}) codes, got {tuple(prefix.shape)}")
+        codes[:, :n_known] = prefix
+
+    drop = None
+    if options.guided:  # second half of the batch: the same inputs with the condition dropped
+        drop = torch.arange(2 * batch, device=device) >= batch
+        frames = None if frames is None else torch.cat([frames, frames])
+        labels = None if labels is None else torch.cat([labels, labels])
+        actions = None if actions is None else torch.cat([actions, actions])
+    state = prior.start_decoding(batch * (2 if drop is not None else 1), frames=frames, labels=labels,
+                                 actions=actions, drop=drop, dtype=dtype)
+
+    def pick(logits: torch.Tensor) -> torch.Tensor:
+        if drop is not None:
+            cond, uncond = logits.float().chunk(2)
+            logits = uncond + options.cfg_scale * (cond - uncond)
+        return draw(filter_logits(logits, options.temperature, options.top_k, options.top_p), generator)
+
+    def doubled(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, x]) if drop is not None else x
+
+    for done in range(n_known // slice_len):
+        yield codes.view(batch, t, h, w), done + 1
+    with torch.no_grad():
+        logits = prior.prefill(state, doubled(codes[:, :n_known]))
+        for position in range(n_known, length):
+            if position > n_known:
+                logits = prior.decode_step(state, doubled(codes[:, position - 1]), position)
+            codes[:, position] = pick(logits)
+            if (position + 1) % slice_len == 0:
+                yield codes.view(batch, t, h, w), (position + 1) // slice_len
