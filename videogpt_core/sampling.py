@@ -103,13 +103,18 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
     def doubled(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, x]) if drop is not None else x
 
+    # A compiled decode step wants a position tensor (static shapes); eager decoding a Python int.
+    static = getattr(prior, "static_decode", False)
+    position_ids = torch.arange(length, device=device)
+
     for done in range(n_known // slice_len):
         yield codes.view(batch, t, h, w), done + 1
     with torch.no_grad():
         logits = prior.prefill(state, doubled(codes[:, :n_known]))
         for position in range(n_known, length):
             if position > n_known:
-                logits = prior.decode_step(state, doubled(codes[:, position - 1]), position)
+                where = position_ids[position:position + 1] if static else position
+                logits = prior.decode_step(state, doubled(codes[:, position - 1]), where)
             codes[:, position] = pick(logits)
             if (position + 1) % slice_len == 0:
                 yield codes.view(batch, t, h, w), (position + 1) // slice_len

@@ -1,0 +1,262 @@
+"""The inference pipeline: a VQ-VAE and a prior with pre/post-processing, what the CLI and demo call.
+
+`generate` returns uint8 frames; `stream` yields the codes and frames decoded so far after every latent
+time slice. Videos longer than the prior's window are continued with a sliding window.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from videogpt_core.checkpoints import load_models
+from videogpt_core.data.transforms import from_model_video, resize_center_crop, to_model_video
+from videogpt_core.prior import VideoGPT
+from videogpt_core.sampling import SamplingOptions, generate_codes
+from videogpt_core.vqvae import VQVAE
+
+
+@dataclass
+class StreamUpdate:
+    codes: torch.Tensor  # (n, slices so far, h, w) int64, on the CPU
+    frames: np.ndarray  # (n, frames decoded so far, H, W, 3) uint8
+    tokens_done: int
+    tokens_total: int
+    seed: int
+
+    @property
+    def finished(self) -> bool:
+        return self.tokens_done == self.tokens_total
+
+
+@dataclass
+class GenerationResult:
+    frames: np.ndarray  # (n, T, H, W, 3) uint8
+    codes: torch.Tensor  # (n, t, h, w) int64
+    seed: int
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bfloat16 matrix instructions (otherwise bf16 is slower than float32)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class VideoGPTPipeline:
+    def __init__(self, vqvae: VQVAE, prior: VideoGPT, device: str | torch.device | None = None,
+                 threads: int | None = None, amp_dtype: torch.dtype | None = None,
+                 vqvae_bf16: bool | None = None, compile: bool = False):
+        """device: 'cuda' when available, else 'cpu' by default. threads: torch CPU threads (batch-1 token
+        decoding is often fastest with 1). amp_dtype: autocast dtype on CUDA (torch.bfloat16 /
+        torch.float16). vqvae_bf16: decode frames in bfloat16 on the CPU (default: where the CPU has native
+        bf16). compile: compile the fixed-shape decode step (CUDA graphs via mode='reduce-overhead')."""
+        if vqvae.latent_shape != prior.latent_shape or vqvae.n_codes != prior.n_codes:
+            raise ValueError(f"the prior models {prior.latent_shape} grids of {prior.n_codes} codes, the VQ-VAE "
+                             f"makes {vqvae.latent_shape} grids of {vqvae.n_codes}: they do not belong together")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        self.vqvae = vqvae.to(self.device).eval()
+        self.prior = prior.to(self.device).eval()
+        self.amp_dtype = amp_dtype if self.device.type == "cuda" else None
+        if vqvae_bf16 is None:
+            vqvae_bf16 = self.device.type == "cpu" and cpu_supports_bf16()
+        self.vqvae_bf16 = vqvae_bf16 and self.device.type == "cpu"
+        self.compiled = compile
+        if compile:
+            self.prior.decode_step = torch.compile(self.prior.decode_step, mode="reduce-overhead", fullgraph=True)
+            self.prior.static_decode = True
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, **kwargs) -> "VideoGPTPipeline":
+        vqvae, prior = load_models(directory)
+        return cls(vqvae, prior, **kwargs)
+
+    # ---- properties the UI reads --------------------------------------------------------------------
+
+    @property
+    def config(self):
+        return self.prior.config
+
+    @property
+    def sequence_length(self) -> int:
+        return self.prior.config.sequence_length
+
+    @property
+    def resolution(self) -> int:
+        return self.prior.config.resolution
+
+    @property
+    def class_names(self) -> list[str]:
+        cfg = self.prior.config
+        return list(cfg.class_names) if cfg.class_names else [str(i) for i in range(cfg.n_classes)]
+
+    # ---- inputs -------------------------------------------------------------------------------------
+
+    def prepare_frames(self, frames) -> torch.Tensor:
+        """uint8 image (H, W, 3) / video (K, H, W, 3) of any size -> (1, 3, K, res, res) in [-0.5, 0.5]."""
+        array = np.asarray(frames)
+        if array.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 images (H, W, 3) or a video (K, H, W, 3); got {array.dtype}")
+        if array.ndim == 3:
+            array = array[None]
+        if array.ndim != 4 or array.shape[-1] != 3 or 0 in array.shape:
+            raise ValueError(f"frames must be an RGB image (H, W, 3) or a video (K, H, W, 3); got {array.shape}")
+        return to_model_video(resize_center_crop(array, self.resolution))[None].to(self.device)
+
+    def label_index(self, label) -> int:
+        cfg = self.prior.config
+        if not cfg.n_classes:
+            raise ValueError("label given, but this model is not class-conditional")
+        if isinstance(label, str) and not label.lstrip("-").isdigit():
+            if label not in self.class_names:
+                raise ValueError(f"label {label!r} is not one of this model's classes: {self.class_names}")
+            return self.class_names.index(label)
+        index = int(label)
+        if not 0 <= index < cfg.n_classes:
+            raise ValueError(f"label {index} is out of range: this model has classes 0..{cfg.n_classes - 1}")
+        return index
+
+    def prepare_actions(self, actions, n_frames: int) -> torch.Tensor:
+        cfg = self.prior.config
+        if not cfg.action_dim:
+            raise ValueError("actions given, but this model is not action-conditional")
+        try:
+            array = np.asarray(actions, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValueError("actions must be numbers: one row of "
+                             f"{cfg.action_dim} values per output frame") from None
+        if array.ndim != 2 or array.shape != (n_frames, cfg.action_dim):
+            raise ValueError(f"actions must have shape ({n_frames}, {cfg.action_dim}) - one row per output "
+                             f"frame; got {array.shape}")
+        if not np.isfinite(array).all():
+            raise ValueError("actions contain NaN or infinite values")
+        return torch.from_numpy(array).to(self.device)
+
+    # ---- generation ---------------------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def decode(self, codes: torch.Tensor) -> np.ndarray:
+        """codes (n, t, h, w) -> uint8 frames (n, T, H, W, 3)."""
+        with torch.no_grad():
+            if self.vqvae_bf16:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    video = self.vqvae.decode(codes.to(self.device))
+            else:
+                with self._autocast():
+                    video = self.vqvae.decode(codes.to(self.device))
+        return from_model_video(video.float())
+
+    def stream(self, n: int = 1, frames=None, label=None, actions=None, temperature: float = 1.0,
+               top_k: int | None = None, top_p: float | None = None, cfg_scale: float | None = None,
+               seed: int | None = None, n_frames: int | None = None) -> Iterator[StreamUpdate]:
+        """Yield after every latent time slice; the last update holds the whole video (= `generate`)."""
+        return self._run(n, frames, label, actions, SamplingOptions(temperature, top_k, top_p, cfg_scale),
+                         seed, n_frames, progressive=True)
+
+    def generate(self, n: int = 1, frames=None, label=None, actions=None, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, cfg_scale: float | None = None,
+                 seed: int | None = None, n_frames: int | None = None) -> GenerationResult:
+        last = None
+        for last in self._run(n, frames, label, actions, SamplingOptions(temperature, top_k, top_p, cfg_scale),
+                              seed, n_frames, progressive=False):
+            pass
+        return GenerationResult(frames=last.frames, codes=last.codes, seed=last.seed)
+
+    def _run(self, n, frames, label, actions, options: SamplingOptions, seed, n_frames,
+             progressive: bool) -> Iterator[StreamUpdate]:
+        cfg = self.prior.config
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n (number of samples) must be a whole number >= 1, got {n!r}")
+        n_frames = cfg.sequence_length if n_frames is None else n_frames
+        if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
+            raise ValueError(f"n_frames must be a whole number >= 1, got {n_frames!r}")
+        options.check(self.prior)
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        generator = torch.Generator(device=self.device).manual_seed(int(seed))
+
+        t, h, w = self.prior.latent_shape
+        fpl = cfg.frames_per_latent
+        total_slices = math.ceil(n_frames / fpl)
+        labels = None if label is None else torch.full((n,), self.label_index(label), device=self.device)
+        if cfg.n_classes and labels is None:
+            raise ValueError(f"label is required: this model is class-conditional ({self.class_names})")
+        action_rows = None
+        if actions is not None or cfg.action_dim:
+            if actions is None:
+                raise ValueError(f"actions ({n_frames}, {cfg.action_dim}) are required: this model is "
+                                 "action-conditional")
+            action_rows = self.prepare_actions(actions, n_frames)
+            # Pad to whole windows: rows past n_frames only drive frames that are cut off.
+            padded = max(total_slices, t) * fpl
+            action_rows = torch.cat([action_rows, action_rows.new_zeros(padded - n_frames, cfg.action_dim)])
+
+        video = None if frames is None else self.prepare_frames(frames)
+        prefix_slices = 0
+        if video is not None:
+            prefix_slices = min(video.shape[2] // fpl, t - 1, total_slices)
+            if not cfg.n_cond_frames and not prefix_slices:
+                raise ValueError(f"frames given, but this model is not frame-conditional; for video prediction "
+                                 f"give at least {fpl} frames")
+            if cfg.n_cond_frames and video.shape[2] < cfg.n_cond_frames:
+                raise ValueError(f"this model conditions on {cfg.n_cond_frames} first frames; got "
+                                 f"{video.shape[2]}")
+        elif cfg.n_cond_frames:
+            raise ValueError(f"frames are required: this model conditions on {cfg.n_cond_frames} first "
+                             "frame(s) (an image or video, any size)")
+
+        with torch.no_grad(), self._autocast():
+            prefix = None
+            if prefix_slices:
+                prefix = self.vqvae.encode(video[:, :, : prefix_slices * fpl]).expand(n, -1, -1, -1)
+            cond_frames = None if not cfg.n_cond_frames else video[:, :, : cfg.n_cond_frames].expand(n, -1, -1, -1, -1)
+            all_codes = torch.zeros(n, 0, h, w, dtype=torch.long, device=self.device)
+            window_start = 0  # latent slice where the current window begins
+            tokens_total = total_slices * h * w
+            while all_codes.shape[1] < total_slices:
+                window_actions = None if action_rows is None else \
+                    action_rows[window_start * fpl: (window_start + t) * fpl].expand(n, -1, -1)
+                kept = all_codes[:, window_start:]
+                if prefix is not None and window_start == 0:
+                    kept = prefix
+                slices_needed = min(t, total_slices - window_start)
+                for codes, done in generate_codes(
+                        self.prior, n, frames=cond_frames, labels=labels, actions=window_actions,
+                        prefix=kept.flatten(1) if kept.shape[1] else None, options=options,
+                        generator=generator):
+                    if done <= kept.shape[1] and window_start:
+                        continue  # slices carried over from the previous window were reported already
+                    all_codes = torch.cat([all_codes[:, :window_start], codes[:, :done]], dim=1)
+                    finished = all_codes.shape[1] >= total_slices
+                    if progressive or finished:
+                        decoded = self.decode(all_codes)[:, :n_frames]
+                        yield StreamUpdate(all_codes.cpu(), decoded, min(all_codes.shape[1] * h * w, tokens_total),
+                                           tokens_total, int(seed))
+                    if done >= slices_needed:
+                        break
+                if all_codes.shape[1] >= total_slices:
+                    break
+                # Slide: keep the last t-1 slices as the next window's prefix, conditioning shifted with it.
+                window_start = all_codes.shape[1] - (t - 1)
+                if cfg.n_cond_frames:
+                    window_video = self.vqvae.decode(all_codes[:, window_start:])
+                    cond_frames = window_video[:, :, : cfg.n_cond_frames].clamp(-0.5, 0.5)
+
+
+def load_pipeline(directory: str | os.PathLike, **kwargs) -> VideoGPTPipeline:
+    """A pipeline from a folder holding vqvae/ and prior/ (see VideoGPTPipeline for the options)."""
+    return VideoGPTPipeline.from_pretrained(directory, **kwargs)
