@@ -12,6 +12,7 @@ import sys
 # Modules that define `add_commands(subparsers)`; each subparser sets `func(args) -> int | None`.
 COMMAND_MODULES = (
     "videogpt_core.reference",
+    "videogpt_core.data.make_dataset",
 )
 
 

@@ -1,0 +1,136 @@
+"""`videogpt make-dataset WORLD`: render a built-in world's train and test episodes into one BAIR-layout HDF5 file.
+
+Layout of DIR/WORLD.hdf5, for split in ("train", "test"):
+  {split}_data       uint8   (total_frames, 64, 64, 3)  all episodes' frames, back to back
+  {split}_idx        int64   (n_videos,)                start frame of each episode in {split}_data
+  {split}_seeds      int64   (n_videos,)                the seed that regenerates each episode
+  {split}_positions  float32 (total_frames, n_things, 2) (x, y) pixel centres; NaN for things an episode lacks
+  {split}_actions    float32 (total_frames, action_dim) worlds with actions; actions[j] moved frame j-1 to j
+                                                        (0 at each episode's first frame)
+  {split}_labels     int64   (n_videos,)                worlds with classes
+  {split}_object_colours uint8 (n_videos, 3, 3)         pusher: RGB of each object (rows of absent objects are 0)
+attrs: world, fps, action_dim, n_frames, base_seed, description, class_names (JSON list; worlds with classes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from .worlds import SPLITS, TEST_SEED_OFFSET, WORLDS, WorldSpec, get_world, split_seeds
+from .worlds.pusher import MAX_OBJECTS
+
+_WRITE_BATCH = 64  # episodes buffered per HDF5 write: fewer, larger writes are much faster
+
+
+def _create_split(
+    file: h5py.File, split: str, spec: WorldSpec, n_videos: int, n_frames: int
+) -> dict[str, h5py.Dataset]:
+    total = n_videos * n_frames
+    chunk = max(1, min(n_frames, total))  # one episode per chunk: reading a clip touches one or two chunks
+    datasets = {
+        "data": file.create_dataset(f"{split}_data", (total, 64, 64, 3), np.uint8,
+                                    chunks=(chunk, 64, 64, 3), compression="lzf"),
+        "positions": file.create_dataset(f"{split}_positions", (total, spec.n_things, 2), np.float32),
+    }
+    if spec.action_dim:
+        datasets["actions"] = file.create_dataset(f"{split}_actions", (total, spec.action_dim), np.float32)
+    if spec.class_names:
+        datasets["labels"] = file.create_dataset(f"{split}_labels", (n_videos,), np.int64)
+    if spec.name == "pusher":
+        datasets["object_colours"] = file.create_dataset(f"{split}_object_colours", (n_videos, MAX_OBJECTS, 3),
+                                                         np.uint8)
+    return datasets
+
+
+def _episode_arrays(spec: WorldSpec, episode, n_frames: int) -> dict[str, np.ndarray]:
+    positions = np.full((n_frames, spec.n_things, 2), np.nan, dtype=np.float32)
+    positions[:, : episode.positions.shape[1]] = episode.positions
+    arrays = {"data": episode.frames, "positions": positions}
+    if spec.action_dim:
+        arrays["actions"] = episode.actions
+    if spec.class_names:
+        arrays["labels"] = np.array([episode.label], dtype=np.int64)
+    if spec.name == "pusher":
+        colours = np.zeros((1, MAX_OBJECTS, 3), dtype=np.uint8)
+        colours[0, : len(episode.object_colours)] = episode.object_colours
+        arrays["object_colours"] = colours
+    return arrays
+
+
+def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_test: int | None = None,
+                        n_frames: int = 32, base_seed: int = 0, progress: bool = True) -> Path:
+    """Render `n_train` + `n_test` episodes of `world` into out_dir/WORLD.hdf5 (see the module docstring)."""
+    spec = get_world(world)
+    if n_train < 1:
+        raise ValueError(f"--n must be >= 1, got {n_train}")
+    n_test = max(1, n_train // 10) if n_test is None else n_test
+    if n_test < 1:
+        raise ValueError(f"--n-test must be >= 1, got {n_test}")
+    if n_frames < 2:
+        raise ValueError(f"--frames must be >= 2 (a video), got {n_frames}")
+    seeds = {"train": split_seeds("train", n_train, base_seed), "test": split_seeds("test", n_test, base_seed)}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{world}.hdf5"
+    partial = path.with_suffix(".hdf5.partial")  # renamed into place only when complete
+    with h5py.File(partial, "w") as file:
+        file.attrs.update(world=world, fps=spec.fps, action_dim=spec.action_dim, n_frames=n_frames,
+                          base_seed=base_seed, description=spec.description)
+        if spec.class_names:
+            file.attrs["class_names"] = json.dumps(list(spec.class_names))
+        for split in SPLITS:
+            split_seed_list = seeds[split]
+            datasets = _create_split(file, split, spec, len(split_seed_list), n_frames)
+            file[f"{split}_idx"] = np.arange(len(split_seed_list), dtype=np.int64) * n_frames
+            file[f"{split}_seeds"] = split_seed_list
+            bar = tqdm(total=len(split_seed_list), desc=f"{world} {split}", unit="episode", disable=not progress)
+            for start in range(0, len(split_seed_list), _WRITE_BATCH):
+                batch = [_episode_arrays(spec, spec.generate(int(seed), n_frames), n_frames)
+                         for seed in split_seed_list[start: start + _WRITE_BATCH]]
+                stop = start + len(batch)
+                for key, dataset in datasets.items():
+                    per_video = key in ("labels", "object_colours")
+                    rows = slice(start, stop) if per_video else slice(start * n_frames, stop * n_frames)
+                    dataset[rows] = np.concatenate([arrays[key] for arrays in batch])
+                bar.update(len(batch))
+            bar.close()
+    os.replace(partial, path)
+    return path
+
+
+def _run_make_dataset(args: argparse.Namespace) -> int:
+    path = write_world_dataset(args.world, args.out, args.n, args.n_test, args.frames, args.seed,
+                               progress=not args.quiet)
+    n_test = max(1, args.n // 10) if args.n_test is None else args.n_test
+    print(f"wrote {path} ({args.n} train + {n_test} test episodes of {args.frames} frames)")
+    return 0
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register `make-dataset` on the `videogpt` command line."""
+    worlds = "; ".join(f"{spec.name}: {spec.description}" for spec in WORLDS.values())
+    parser = subparsers.add_parser(
+        "make-dataset",
+        help="render a built-in synthetic world into a BAIR-layout HDF5 data set",
+        description=(
+            "Render seeded episodes of a built-in procedural world (64x64 RGB, nothing downloaded) into "
+            "OUT/WORLD.hdf5 with 'train' and 'test' splits in the BAIR HDF5 layout that the data loaders read "
+            f"({{split}}_data, _idx, _actions, _labels, _positions, _seeds). Worlds: {worlds}. "
+            f"Train episode i uses seed SEED+i, test episode i uses seed {TEST_SEED_OFFSET:_}+SEED+i, "
+            "so the splits never share an episode."
+        ),
+    )
+    parser.add_argument("world", choices=sorted(WORLDS), help="which world to render")
+    parser.add_argument("--out", required=True, help="output folder; the file is OUT/WORLD.hdf5")
+    parser.add_argument("--n", type=int, required=True, help="number of training episodes")
+    parser.add_argument("--n-test", type=int, default=None, help="number of test episodes (default: N//10, at least 1)")
+    parser.add_argument("--frames", type=int, default=32, help="frames per episode (default: 32)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed of both splits (default: 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_run_make_dataset)
