@@ -13,6 +13,8 @@ import sys
 COMMAND_MODULES = (
     "videogpt_core.reference",
     "videogpt_core.data.make_dataset",
+    "videogpt_core.data.codes",
+    "videogpt_core.train",
 )
 
 
