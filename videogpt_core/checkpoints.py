@@ -86,7 +86,7 @@ class PretrainedMixin:
             raise ValueError(f"{weights_path}: not a readable safetensors file ({error})") from None
         model = cls(config=config)
         model.load_weights(state, source=str(weights_path))
-        return model.to(map_location)
+        return model.to(map_location).eval()  # inference-ready; call .train() to fine-tune
 
     def load_weights(self, state: dict[str, torch.Tensor], source: str = "state dict") -> None:
         """Load a full state dict, naming missing / unexpected / mis-shaped tensors in the error."""

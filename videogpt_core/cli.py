@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "videogpt_core.data.make_dataset",
     "videogpt_core.data.codes",
     "videogpt_core.train",
+    "videogpt_core.evaluate",
 )
 
 

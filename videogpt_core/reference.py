@@ -27,13 +27,24 @@ _PRIOR_RENAMES = [
 _MASK = re.compile(r"\.attn\.attn\.mask$")
 
 
+class _LightningClass:
+    """Stands in for a Lightning class named in a checkpoint; Lightning itself is never imported."""
+
+
+# Lightning < 1.5 (the reference used 1.3) keys `callbacks` by the callback's class, so reference
+# checkpoints name these classes, only as dict keys: a stand-in is enough and runs nothing.
+_LIGHTNING_CALLBACKS = [(_LightningClass, f"pytorch_lightning.callbacks.{module}.{name}")
+                        for module, name in (("model_checkpoint", "ModelCheckpoint"),
+                                             ("early_stopping", "EarlyStopping"))]
+
+
 def read_lightning_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(state_dict, hyper-parameters) of a Lightning .ckpt, unpickled weights-only (only Namespace allowed)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        with torch.serialization.safe_globals([argparse.Namespace, *_LIGHTNING_CALLBACKS]):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is not usable
         raise ValueError(f"{path}: not a readable reference checkpoint ({type(error).__name__}: {error})") from None

@@ -5,6 +5,7 @@ Layer structure and parameter names follow the reference implementation, so its 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -182,6 +183,16 @@ class VQVAE(PretrainedMixin, nn.Module):
             raise ValueError(f"codes must lie in [0, {self.n_codes}), got [{codes.min().item()}, "
                              f"{codes.max().item()}]")
 
+    @contextmanager
+    def _inference(self):
+        """encode / decode use BatchNorm's running statistics and change no buffer, whatever the mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was_training)
+
     def quantizer_input(self, video: torch.Tensor) -> torch.Tensor:
         return self.pre_vq_conv(self.encoder(video))
 
@@ -189,14 +200,16 @@ class VQVAE(PretrainedMixin, nn.Module):
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """video (B, 3, T, H, W) in [-0.5, 0.5] -> codes (B, t, h, w) int64. Never updates the codebook."""
         self.check_video(video)
-        z = self.quantizer_input(video)
+        with self._inference():
+            z = self.quantizer_input(video)
         flat = z.movedim(1, -1).flatten(0, -2)
         return self.codebook.nearest(flat).view(z.shape[0], *z.shape[2:])
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, t, h, w) -> video (B, 3, T, H, W), roughly in [-0.5, 0.5] (not clamped)."""
         self.check_codes(codes)
-        return self.decoder(self.post_vq_conv(self.codebook.lookup(codes.long())))
+        with self._inference():
+            return self.decoder(self.post_vq_conv(self.codebook.lookup(codes.long())))
 
     def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training step: reconstruction, losses and codebook statistics."""

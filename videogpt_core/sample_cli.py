@@ -1,0 +1,178 @@
+"""`videogpt sample`: generate videos from a pipeline folder and write them as H.264 mp4 and/or gif.
+
+Conditions come from files: a first frame (image) or first frames (video), a class name and an actions file
+with one "dx dy" row per output frame. Several samples are tiled side by side in one video.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from videogpt_core.video_io import VIDEO_EXTENSIONS, read_image, read_video, write_gif, write_mp4
+
+OUTPUT_WRITERS = {".mp4": write_mp4, ".gif": write_gif}
+
+
+def read_frames(path: str | Path, max_frames: int) -> np.ndarray:
+    """An image as uint8 (H, W, 3), or the first `max_frames` frames of a video (or GIF) as (K, H, W, 3)."""
+    path = Path(path)
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        return read_video(path, max_frames=max_frames)
+    return read_image(path)
+
+
+def load_actions(path: str | Path) -> np.ndarray:
+    """Actions (n_frames, action_dim) float32 from .npy, or .txt / .csv with one row per frame
+    ("dx dy" or "dx,dy"; blank lines and lines starting with # are skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"actions file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            actions = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise ValueError(f"{path}: not a readable .npy array ({error})") from None
+    elif suffix in (".txt", ".csv"):
+        rows = []
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                rows.append([float(value) for value in line.replace(",", " ").split()])
+            except ValueError:
+                raise ValueError(f"{path}, line {number}: {line!r} is not a row of numbers like 'dx dy'") from None
+            if len(rows[-1]) != len(rows[0]):
+                raise ValueError(f"{path}, line {number}: {len(rows[-1])} values, but the first row has "
+                                 f"{len(rows[0])}; give the same number of values on every row")
+        if not rows:
+            raise ValueError(f"{path}: no action rows; write one 'dx dy' row per output frame")
+        actions = np.asarray(rows)
+    else:
+        raise ValueError(f"{path}: actions must be a .npy array or a .txt / .csv file with one row per frame")
+    if actions.ndim == 1:
+        actions = actions[:, None]  # one value per frame: a one-dimensional action
+    if actions.ndim != 2 or not np.issubdtype(actions.dtype, np.number):
+        raise ValueError(f"{path}: actions must be a table of numbers (n_frames, action_dim); "
+                         f"got {actions.dtype} {actions.shape}")
+    return actions.astype(np.float32)
+
+
+def tile_side_by_side(frames: np.ndarray) -> np.ndarray:
+    """(n, T, H, W, 3) samples -> (T, H, n * W, 3), sample 0 on the left."""
+    n, t, h, w, c = frames.shape
+    return np.ascontiguousarray(frames.transpose(1, 2, 0, 3, 4).reshape(t, h, n * w, c))
+
+
+def _output_paths(args: argparse.Namespace) -> list[Path]:
+    paths = [Path(p) for p in (args.out, args.gif) if p]
+    if not paths:
+        raise ValueError("nothing to write: give --out video.mp4 and/or --gif video.gif")
+    for path in paths:
+        if path.suffix.lower() not in OUTPUT_WRITERS:
+            raise ValueError(f"{path}: unsupported output type; use a .mp4 or .gif file name")
+    return paths
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if args.scale < 1:
+        raise ValueError(f"--scale must be a whole number >= 1, got {args.scale}")
+    if args.fps <= 0:
+        raise ValueError(f"--fps must be > 0, got {args.fps}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from videogpt_core.pipeline import load_pipeline
+
+    paths = _output_paths(args)
+    _check_numbers(args)
+    started = time.perf_counter()
+    pipeline = load_pipeline(args.checkpoint, device=args.device, threads=args.threads, compile=args.compile)
+    loaded = time.perf_counter()
+
+    frames = None if args.frame is None else read_frames(args.frame, pipeline.sequence_length)
+    actions = None if args.actions is None else load_actions(args.actions)
+    n_frames = args.n_frames
+    if n_frames is None and actions is not None:
+        n_frames = actions.shape[0]  # one action row per output frame sets the length
+    # Chosen here rather than in the pipeline so it is on screen before a long run starts.
+    seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(0, 2**31 - 1))
+    options = dict(n=args.n, frames=frames, label=args.label, actions=actions, temperature=args.temperature,
+                   top_k=args.top_k, top_p=args.top_p, cfg_scale=args.cfg_scale, seed=seed, n_frames=n_frames)
+    print(f"seed {seed}", flush=True)
+
+    begin = time.perf_counter()
+    first_slice = last = None
+    for last in pipeline.stream(**options):
+        if first_slice is None:
+            first_slice = time.perf_counter()
+        if not args.quiet:
+            print(f"\r  {last.tokens_done}/{last.tokens_total} tokens, {last.frames.shape[1]} frames",
+                  end="", file=sys.stderr, flush=True)
+    finished = time.perf_counter()
+    if not args.quiet:
+        print(file=sys.stderr)
+
+    video = tile_side_by_side(last.frames)
+    for path in paths:
+        OUTPUT_WRITERS[path.suffix.lower()](path, video, fps=args.fps, scale=args.scale)
+        print(f"wrote {path} ({video.shape[0]} frames, {video.shape[2] * args.scale}x"
+              f"{video.shape[1] * args.scale})")
+
+    # Sampling time includes the VQ-VAE decode after every latent slice (what a viewer waits for).
+    tokens = last.tokens_total * args.n
+    sampling = finished - begin
+    print(f"seed {last.seed}: {args.n} sample(s) of {last.frames.shape[1]} frames, {tokens} tokens sampled and "
+          f"decoded in {sampling:.2f} s ({1000 * sampling / last.tokens_total:.1f} ms per token step, "
+          f"{tokens / sampling:.0f} tokens/s); first slice after {first_slice - begin:.2f} s; "
+          f"model load {loaded - started:.2f} s; device {pipeline.device}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sample", help="generate videos from a trained pipeline and write mp4 / gif",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Sample videos from a pipeline folder (vqvae/ + prior/). Conditioning: --frame (a first "
+        "frame image or a video; a video with at least a latent slice of frames is continued: video "
+        "prediction), --label (class name or index) and --actions (one 'dx dy' row per output frame). "
+        "Videos longer than the model's window (--n-frames) continue with a sliding window. The seed is "
+        "printed, so a sample can be reproduced with --seed.",
+        epilog="example: videogpt sample --checkpoint checkpoints/pusher --frame start.png "
+        "--actions moves.txt --out pusher.mp4 --gif pusher.gif --n 4 --seed 1")
+    parser.add_argument("--checkpoint", required=True, metavar="DIR", help="pipeline folder holding vqvae/ and prior/")
+    inputs = parser.add_argument_group("conditioning")
+    inputs.add_argument("--frame", metavar="IMG_OR_VIDEO", help="first frame (image) or first frames (video), any size")
+    inputs.add_argument("--label", metavar="NAME", help="class name (or index) for a class-conditional model")
+    inputs.add_argument("--actions", metavar="FILE",
+                        help="actions as .npy or .txt/.csv, one 'dx dy' row per output frame "
+                        "(the row count sets --n-frames when that is not given)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", metavar="VIDEO.mp4", help="H.264 mp4 to write (a .gif name writes a gif)")
+    output.add_argument("--gif", metavar="VIDEO.gif", help="also (or only) write a looping gif")
+    output.add_argument("--n", type=int, default=1, help="number of samples, tiled side by side")
+    output.add_argument("--n-frames", type=int, default=None,
+                        help="frames to generate (default: the model's sequence length)")
+    output.add_argument("--scale", type=int, default=4, help="integer nearest-neighbour upscale of the output")
+    output.add_argument("--fps", type=float, default=8.0, help="frames per second of the output")
+    sampling = parser.add_argument_group("sampling")
+    sampling.add_argument("--temperature", type=float, default=1.0, help="> 0; lower is more conservative")
+    sampling.add_argument("--top-k", type=int, default=None, help="keep only the k most likely codes")
+    sampling.add_argument("--top-p", type=float, default=None, help="nucleus sampling: keep codes up to this mass")
+    sampling.add_argument("--cfg-scale", type=float, default=None,
+                          help="classifier-free guidance on the class / actions (1 = off)")
+    sampling.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one, printed)")
+    hardware = parser.add_argument_group("hardware")
+    hardware.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    hardware.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    hardware.add_argument("--compile", action="store_true",
+                          help="compile the decode step (torch.compile with CUDA graphs; for GPUs)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.set_defaults(func=run_sample)
