@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "videogpt_core.data.codes",
     "videogpt_core.train",
     "videogpt_core.evaluate",
+    "videogpt_core.sample_cli",
 )
 
 

@@ -139,7 +139,6 @@ def run_sample(args: argparse.Namespace) -> int:
 def add_commands(subparsers) -> None:
     parser = subparsers.add_parser(
         "sample", help="generate videos from a trained pipeline and write mp4 / gif",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Sample videos from a pipeline folder (vqvae/ + prior/). Conditioning: --frame (a first "
         "frame image or a video; a video with at least a latent slice of frames is continued: video "
         "prediction), --label (class name or index) and --actions (one 'dx dy' row per output frame). "
@@ -157,22 +156,25 @@ def add_commands(subparsers) -> None:
     output = parser.add_argument_group("output")
     output.add_argument("--out", metavar="VIDEO.mp4", help="H.264 mp4 to write (a .gif name writes a gif)")
     output.add_argument("--gif", metavar="VIDEO.gif", help="also (or only) write a looping gif")
-    output.add_argument("--n", type=int, default=1, help="number of samples, tiled side by side")
-    output.add_argument("--n-frames", type=int, default=None,
+    output.add_argument("--n", type=int, default=1, metavar="N", help="number of samples, tiled side by side (1)")
+    output.add_argument("--n-frames", type=int, default=None, metavar="N",
                         help="frames to generate (default: the model's sequence length)")
-    output.add_argument("--scale", type=int, default=4, help="integer nearest-neighbour upscale of the output")
-    output.add_argument("--fps", type=float, default=8.0, help="frames per second of the output")
+    output.add_argument("--scale", type=int, default=4, metavar="S",
+                        help="integer nearest-neighbour upscale of the output (4)")
+    output.add_argument("--fps", type=float, default=8.0, help="frames per second of the output (8)")
     sampling = parser.add_argument_group("sampling")
-    sampling.add_argument("--temperature", type=float, default=1.0, help="> 0; lower is more conservative")
-    sampling.add_argument("--top-k", type=int, default=None, help="keep only the k most likely codes")
-    sampling.add_argument("--top-p", type=float, default=None, help="nucleus sampling: keep codes up to this mass")
-    sampling.add_argument("--cfg-scale", type=float, default=None,
-                          help="classifier-free guidance on the class / actions (1 = off)")
+    sampling.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                          help="> 0; lower is more conservative (1)")
+    sampling.add_argument("--top-k", type=int, default=None, metavar="K", help="keep only the k most likely codes")
+    sampling.add_argument("--top-p", type=float, default=None, metavar="P",
+                          help="nucleus sampling: keep the most likely codes up to this probability, in (0, 1]")
+    sampling.add_argument("--cfg-scale", type=float, default=None, metavar="S",
+                          help="classifier-free guidance on the class / actions (1 = off, > 1 = stronger)")
     sampling.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one, printed)")
     hardware = parser.add_argument_group("hardware")
-    hardware.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    hardware.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    hardware.add_argument("--device", default=None, metavar="DEV", help="cpu or cuda (default: cuda when available)")
+    hardware.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads")
     hardware.add_argument("--compile", action="store_true",
-                          help="compile the decode step (torch.compile with CUDA graphs; for GPUs)")
-    parser.add_argument("--quiet", action="store_true", help="no progress line")
+                          help="compile the decode step (torch.compile; CUDA graphs on a GPU)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     parser.set_defaults(func=run_sample)

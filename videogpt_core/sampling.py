@@ -6,6 +6,7 @@ an exact draw from `probs`, and stays on the device until the caller asks for it
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,9 +26,13 @@ class SamplingOptions:
         t = self.temperature
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t <= 0:
             raise ValueError(f"temperature must be a finite number > 0, got {t!r}")
-        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
-                                       or self.top_k < 1):
-            raise ValueError(f"top_k must be a whole number >= 1 (or None), got {self.top_k!r}")
+        k = self.top_k
+        if k is not None:
+            # A UI slider sends 8.0: any whole number will do.
+            if isinstance(k, bool) or not isinstance(k, numbers.Real) or not math.isfinite(k) or k != int(k) \
+                    or k < 1:
+                raise ValueError(f"top_k must be a whole number >= 1 (or None), got {k!r}")
+            self.top_k = int(k)
         p = self.top_p
         if p is not None and (not isinstance(p, (int, float)) or not math.isfinite(p) or not 0 < p <= 1):
             raise ValueError(f"top_p must lie in (0, 1] (or None), got {p!r}")

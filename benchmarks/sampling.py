@@ -1,0 +1,288 @@
+"""Sampling speed: our cached sampler against a naive no-cache sampler (per token step, to the first decoded
+slice, for a whole video) on random models, or a real pipeline folder end to end (--checkpoint).
+
+    python -m benchmarks.sampling [--sizes demo,bair] [--batch 1,8] [--device cpu|cuda] [--threads N]
+                                  [--compile] [--full] [--json out.json]
+    python -m benchmarks.sampling --checkpoint DIR [--batch 1] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmarks.common import (AMP_DTYPES, CONDITIONS, ModelSize, Timing, add_common_arguments, autocast,
+                               build_models, measure, positive_ints, random_conditions, report, setup_device)
+from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
+from videogpt_core.prior import Condition, VideoGPT
+from videogpt_core.sampling import draw, filter_logits
+
+MODULE = "benchmarks.sampling"
+
+
+# ---- the naive sampler: no cache, the whole teacher-forced forward of the growing sequence per token ---
+
+
+def naive_logits(prior: VideoGPT, condition: Condition, prefix: torch.Tensor) -> torch.Tensor:
+    """Logits (B, n_codes) for position p = prefix.shape[1], from a teacher-forced forward over the
+    p + 1 inputs (start token + prefix) with nothing cached: what sampling costs without a KV cache."""
+    batch, p = prefix.shape
+    t, h, w = prior.latent_shape
+    x = prior.fc_in(F.embedding(prefix, prior.codebook))
+    x = torch.cat([prior.sos.expand(batch, 1, -1).to(x.dtype), x], dim=1) + prior.pos_embd.table()[: p + 1]
+    steps = torch.arange(p + 1, device=x.device) // (h * w)
+
+    def per_position(affine):
+        g, b = affine
+        return (g, b) if g.dim() == 1 else (g[:, steps], b[:, steps])
+
+    return prior.fc_out(prior._blocks(x, condition, per_position)[:, -1])
+
+
+def pick(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return draw(filter_logits(logits, 1.0, None, None), generator)
+
+
+# ---- per-position timing -----------------------------------------------------------------------------
+
+
+def total_time(points: list[tuple[int, float]], first: int, last: int, quadratic: bool = False) -> float:
+    """Sum over positions first..last-1 of a per-token cost measured at `points` (position, seconds).
+
+    Linear interpolation between the points (flat beyond the ends); or, with `quadratic`, the quadratic
+    a + b*p + c*p^2 through them (least squares), the shape of a forward over p tokens with attention.
+    """
+    xs = np.array([p for p, _ in points], dtype=float)
+    ys = np.array([s for _, s in points], dtype=float)
+    positions = np.arange(first, last, dtype=float)
+    if quadratic and len(points) >= 3:
+        values = np.polyval(np.polyfit(xs, ys, 2), positions)
+        return float(np.clip(values, 0.0, None).sum())
+    return float(np.interp(positions, xs, ys).sum())
+
+
+def window_starts(length: int, window: int) -> list[int]:
+    """Start, middle and end windows of `window` tokens inside a sequence of `length`."""
+    window = min(window, length - 1)
+    return sorted({0, max(0, length // 2 - window // 2), length - 1 - window})
+
+
+def time_our_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, device: torch.device,
+                     amp: str, repeats: int) -> list[dict[str, Any]]:
+    """Median seconds per token step (decode_step + filter + draw) in windows at the start, middle and end."""
+    t, h, w = prior.latent_shape
+    length = t * h * w
+    window = min(window, length - 1)
+    static = getattr(prior, "static_decode", False)
+    position_ids = torch.arange(length, device=device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    with torch.no_grad(), autocast(device, amp):
+        state = prior.start_decoding(batch, **inputs)
+        first_logits = prior.prefill(state)
+        # The cache before a window holds noise instead of prefilled keys and values: a step costs the same
+        # whatever they hold, and prefilling thousands of tokens would take longer than the timing itself.
+        for keys, values in state.caches:
+            keys.normal_(generator=generator)
+            values.normal_(generator=generator)
+    results = []
+    for start in window_starts(length, window):
+
+        def run():
+            # Re-running on the same state is exact: each step writes its cache slot before any step reads it.
+            with torch.no_grad(), autocast(device, amp):
+                logits = first_logits
+                for position in range(start + 1, start + 1 + window):
+                    code = pick(logits, generator)
+                    where = position_ids[position:position + 1] if static else position
+                    logits = prior.decode_step(state, code, where)
+                pick(logits, generator)
+
+        timing = measure(run, device, warmup=3 if static else 1, repeats=repeats)
+        results.append(dict(position=start + window // 2, tokens=window, step_s=timing.median_s / window))
+    return results
+
+
+def time_naive_points(prior: VideoGPT, batch: int, inputs: dict, n_points: int, device: torch.device,
+                      amp: str, repeats: int) -> list[dict[str, Any]]:
+    """Seconds per naive token step at n_points positions spread from the first to the last."""
+    t, h, w = prior.latent_shape
+    length = t * h * w
+    generator = torch.Generator(device=device).manual_seed(1)
+    codes = torch.randint(0, prior.n_codes, (batch, length), device=device, generator=generator)
+    with torch.no_grad(), autocast(device, amp):
+        condition = prior.condition(batch, **inputs)  # computed once: generous to the naive sampler
+    results = []
+    for position in np.linspace(0, length - 1, n_points).round().astype(int).tolist():
+        def run():
+            with torch.no_grad(), autocast(device, amp):
+                pick(naive_logits(prior, condition, codes[:, :position]), generator)
+
+        timing = measure(run, device, warmup=1, repeats=repeats, slow_s=1.0)
+        results.append(dict(position=position, tokens=len(timing.runs), step_s=timing.median_s))
+    return results
+
+
+# ---- one size ----------------------------------------------------------------------------------------
+
+
+def pipeline_inputs(pipeline: VideoGPTPipeline, seed: int = 0) -> dict[str, Any]:
+    """uint8 / numpy inputs for pipeline.generate that a model of this kind requires."""
+    cfg = pipeline.config
+    rng = np.random.default_rng(seed)
+    inputs: dict[str, Any] = {}
+    if cfg.n_cond_frames:
+        inputs["frames"] = rng.integers(0, 256, (cfg.resolution, cfg.resolution, 3), dtype=np.uint8)
+    if cfg.n_classes:
+        inputs["label"] = 0
+    if cfg.action_dim:
+        inputs["actions"] = rng.normal(size=(cfg.sequence_length, cfg.action_dim)).astype(np.float32)
+    return inputs
+
+
+def time_first_slice_and_video(pipeline: VideoGPTPipeline, batch: int, repeats: int) -> tuple[Timing, Timing]:
+    """End to end: until the first decoded slice comes out of `stream`, and a whole `generate`."""
+    inputs = pipeline_inputs(pipeline)
+
+    def first_slice():
+        for _ in pipeline.stream(n=batch, seed=0, **inputs):
+            break
+
+    first = measure(first_slice, pipeline.device, warmup=1, repeats=repeats, slow_s=5.0)
+    video = measure(lambda: pipeline.generate(n=batch, seed=0, **inputs), pipeline.device, warmup=0,
+                    repeats=repeats)
+    return first, video
+
+
+def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+    vqvae, prior = build_models(size, args.cond, device)
+    pipeline = VideoGPTPipeline(vqvae, prior, device=device, amp_dtype=AMP_DTYPES[args.amp], compile=args.compile)
+    t, h, w = prior.latent_shape
+    length, slice_len = t * h * w, h * w
+    rows = []
+    for batch in args.batch:
+        inputs = random_conditions(prior, batch, device)
+        with torch.no_grad():
+            # What a generation pays once: conditioning (frame encoder), cache allocation, the start token.
+            start = measure(lambda: prior.prefill(prior.start_decoding(batch, **inputs)), device, repeats=3)
+            first_codes = torch.zeros(batch, 1, h, w, dtype=torch.long, device=device)
+            all_codes = torch.zeros(batch, t, h, w, dtype=torch.long, device=device)
+            decode_first = measure(lambda: pipeline.decode(first_codes), device, repeats=3, slow_s=2.0)
+            decode_all = measure(lambda: pipeline.decode(all_codes), device, repeats=3, slow_s=2.0)
+        common = dict(size=size.name, batch=batch, tokens=length, start_s=start.median_s,
+                      decode_first_slice_s=decode_first.median_s, decode_video_s=decode_all.median_s)
+
+        ours = time_our_windows(prior, batch, inputs, args.window, device, args.amp, args.repeats)
+        points = [(r["position"], r["step_s"]) for r in ours]
+        tokens_s = total_time(points, 0, length)
+        row = dict(common, sampler="ours (KV cache)", windows=ours,
+                   ms_per_step=1000 * tokens_s / length, tokens_per_s=batch * length / tokens_s,
+                   first_slice_s=start.median_s + total_time(points, 0, slice_len)
+                   + decode_first.median_s,
+                   video_s=start.median_s + tokens_s + decode_all.median_s,
+                   how=f"{len(ours)} windows x {ours[0]['tokens']} tokens, interpolated")
+        if args.full:
+            first, video = time_first_slice_and_video(pipeline, batch, repeats=1)
+            row.update(first_slice_s=first.median_s, video_s=video.median_s,
+                       how=row["how"] + "; first slice + video measured end to end")
+        rows.append(row)
+
+        if not args.no_naive:
+            naive = time_naive_points(prior, batch, inputs, args.naive_points, device, args.amp, args.naive_repeats)
+            points = [(r["position"], r["step_s"]) for r in naive]
+            naive_s = total_time(points, 0, length, quadratic=True)
+            rows.append(dict(common, sampler="naive (no cache)", windows=naive,
+                             ms_per_step=1000 * naive_s / length, tokens_per_s=batch * length / naive_s,
+                             first_slice_s=start.median_s + total_time(points, 0, slice_len, quadratic=True)
+                             + decode_first.median_s,
+                             video_s=start.median_s + naive_s + decode_all.median_s,
+                             how=f"{len(naive)} positions x {naive[0]['tokens']} token, extrapolated"))
+            row["speedup"] = rows[-1]["video_s"] / row["video_s"]
+    return rows
+
+
+def benchmark_checkpoint(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+    pipeline = load_pipeline(args.checkpoint, device=device, threads=args.threads, compile=args.compile,
+                             amp_dtype=AMP_DTYPES[args.amp])
+    t, h, w = pipeline.prior.latent_shape
+    rows = []
+    for batch in args.batch:
+        first, video = time_first_slice_and_video(pipeline, batch, args.repeats_full)
+        tokens = t * h * w
+        rows.append(dict(size=str(args.checkpoint), batch=batch, tokens=tokens, sampler="pipeline",
+                         first_slice_s=first.median_s, video_s=video.median_s,
+                         ms_per_step=1000 * video.median_s / tokens, tokens_per_s=batch * tokens / video.median_s,
+                         how=f"end to end, median of {len(video.runs)} (video includes the VQ-VAE decode)"))
+    return rows
+
+
+COLUMNS = [("size", "size"), ("batch", "batch"), ("sampler", "sampler"), ("ms_per_step", "ms/token step"),
+           ("tokens_per_s", "tokens/s"), ("first_slice_s", "first slice s"), ("video_s", "video s"),
+           ("speedup", "x faster"), ("how", "how")]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--batch", type=positive_ints, default=[1, 8], help="comma-separated batch sizes")
+    parser.add_argument("--cond", choices=CONDITIONS, default="none",
+                        help="conditioning of the random priors (the reference BAIR prior: frame)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the decode step, as the pipeline does")
+    parser.add_argument("--amp", choices=list(AMP_DTYPES), default="none", help="autocast dtype")
+    parser.add_argument("--window", type=int, default=16, help="tokens timed per window (ours)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per window (median)")
+    parser.add_argument("--naive-points", type=int, default=3, help="positions timed for the naive sampler")
+    parser.add_argument("--naive-repeats", type=int, default=1, help="timed tokens per naive position (median)")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive sampler")
+    parser.add_argument("--full", action="store_true",
+                        help="also measure the first slice and a whole video end to end (slow at the bair size)")
+    parser.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
+                        help="time this pipeline folder end to end instead of random models")
+    parser.add_argument("--repeats-full", type=int, default=1, help="end-to-end repeats with --checkpoint")
+    args = parser.parse_args(argv)
+    if args.window < 1 or args.repeats < 1 or args.naive_points < 2 or args.naive_repeats < 1:
+        parser.error("--window, --repeats and --naive-repeats must be >= 1, --naive-points >= 2")
+    device = setup_device(args.device, args.threads)
+    started = time.perf_counter()
+    notes = []
+    if args.checkpoint is not None:
+        rows = benchmark_checkpoint(args, device)
+        title = "sampling, pipeline end to end"
+        notes.append("first slice: from the call until stream() yields the first decoded latent slice "
+                     "(frames on screen); video: a whole generate() with the VQ-VAE decode")
+    else:
+        rows = []
+        for size in args.sizes:
+            rows += benchmark_size(size, args, device)
+        title = "sampling, ours vs naive"
+        notes += [f"{size.name}: {size.description}" for size in args.sizes]
+        notes += [
+            f"random weights; conditioning: {args.cond}; temperature 1, no top-k / top-p; no guidance "
+            "(guidance doubles the batch)",
+            f"ours: per-token time measured in windows of {args.window} tokens at the start, middle and end of "
+            "the sequence (decode_step + filter + draw, median of repeats; the cache before a window holds "
+            "noise, which costs the same as real keys and values) and interpolated linearly over all "
+            "positions; not every token of a video was timed" + ("" if args.full else " (--full measures it)"),
+            f"naive: re-runs the teacher-forced forward over the whole growing sequence for every token (no "
+            f"cache; conditioning computed once); ONE token timed at each of {args.naive_points} positions "
+            "(first to last) and the whole video EXTRAPOLATED with the quadratic in the position through them "
+            "(linear interpolation for 2 positions)",
+            "first slice = start (conditioning + cache + start token) + the first h*w tokens + VQ-VAE decode of "
+            "one slice; video (the model's sequence length: 16 frames for demo and bair) = start + all tokens + "
+            "one VQ-VAE decode of the whole grid (as generate()); x faster = naive video time / ours",
+            "ms/token step: one step samples a token for every video in the batch; tokens/s counts all of them",
+        ]
+    notes.append(f"benchmark wall time {time.perf_counter() - started:.0f} s")
+    report(title, MODULE, device, rows, COLUMNS, notes, args.json,
+           extra=dict(settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                                if k not in ("sizes", "json")} | dict(sizes=[s.name for s in args.sizes])))
+    return dict(rows=rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The benchmark harnesses: the naive sampler computes the right logits, the helpers add up, and each harness
+runs end to end at the tiny size and reports what it promises (smoke runs are marked slow)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from benchmarks import sampling, training, vqvae
+from benchmarks.common import SIZES, build_models, format_table, measure, random_conditions
+from tiny_models import tiny_pipeline
+from videogpt_core.checkpoints import save_pipeline
+
+
+@pytest.mark.parametrize("condition", ["none", "frame+actions"])
+def test_naive_logits_equal_the_teacher_forced_forward(condition):
+    _, prior = build_models(SIZES["tiny"], condition)
+    inputs = random_conditions(prior, batch=2, device="cpu")
+    codes = torch.randint(0, prior.n_codes, (2, *prior.latent_shape), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = prior(codes, **inputs).flatten(1, 3)
+        condition_ = prior.condition(2, **inputs)
+        for position in (0, 1, 17, 31):
+            naive = sampling.naive_logits(prior, condition_, codes.flatten(1)[:, :position])
+            torch.testing.assert_close(naive, full[:, position], atol=1e-4, rtol=1e-4)
+
+
+def test_total_time_interpolates_and_fits_a_quadratic():
+    flat = [(0, 1.0), (10, 1.0)]
+    assert sampling.total_time(flat, 0, 20) == pytest.approx(20.0)  # flat beyond the last point
+    rising = [(0, 0.0), (10, 10.0)]
+    assert sampling.total_time(rising, 0, 11) == pytest.approx(55.0)
+    quadratic = [(p, 2.0 + 0.5 * p + 0.1 * p * p) for p in (0, 50, 99)]
+    exact = sum(2.0 + 0.5 * p + 0.1 * p * p for p in range(100))
+    assert sampling.total_time(quadratic, 0, 100, quadratic=True) == pytest.approx(exact)
+    assert sampling.window_starts(100, 16) == [0, 42, 83]
+
+
+def test_measure_takes_a_median_and_a_slow_first_call_once():
+    calls = []
+    timing = measure(lambda: calls.append(1), torch.device("cpu"), warmup=2, repeats=5)
+    assert len(calls) == 7 and len(timing.runs) == 5 and timing.min_s <= timing.median_s
+    slow = []
+    timing = measure(lambda: slow.append(1), torch.device("cpu"), warmup=1, repeats=5, slow_s=0.0)
+    assert len(slow) == 1 and len(timing.runs) == 1
+
+
+def test_format_table_aligns_columns():
+    text = format_table([dict(a="x", b=1.23456), dict(a="longer", b=1234.5)], [("a", "name"), ("b", "value")])
+    lines = text.splitlines()
+    assert len(lines) == 4 and len({len(line) for line in lines}) == 1
+    assert "1.23" in text and "1234" in text
+
+
+def read_report(capsys, path):
+    printed = capsys.readouterr().out
+    result = json.loads(path.read_text())
+    assert result["command"].startswith("python -m benchmarks.")
+    assert result["machine"]["cores"] >= 1 and result["machine"]["torch"] == torch.__version__
+    assert "machine:" in printed and "command:" in printed
+    assert printed.rstrip().endswith("}")  # the table first, the JSON last
+    return result
+
+
+@pytest.mark.slow
+def test_sampling_harness_smoke(tmp_path, capsys):
+    out = tmp_path / "sampling.json"
+    sampling.main(["--sizes", "tiny", "--batch", "1,2", "--device", "cpu", "--window", "4", "--repeats", "1",
+                   "--cond", "frame+actions", "--full", "--json", str(out)])
+    result = read_report(capsys, out)
+    rows = result["results"]
+    assert [(r["batch"], r["sampler"].split()[0]) for r in rows] == [(1, "ours"), (1, "naive"), (2, "ours"),
+                                                                    (2, "naive")]
+    for row in rows:
+        assert row["ms_per_step"] > 0 and row["tokens_per_s"] > 0 and row["video_s"] > 0 and row["first_slice_s"] > 0
+    naive = rows[1]  # estimated from its parts, so the first slice cannot take longer than the video
+    assert naive["video_s"] >= naive["first_slice_s"]
+    assert rows[0]["speedup"] > 0 and "measured end to end" in rows[0]["how"]
+    assert any("EXTRAPOLATED" in note for note in result["notes"])
+
+
+@pytest.mark.slow
+def test_sampling_harness_on_a_checkpoint(tmp_path, capsys):
+    pipeline = tiny_pipeline("all")
+    save_pipeline(tmp_path / "tiny", pipeline.vqvae, pipeline.prior)
+    out = tmp_path / "checkpoint.json"
+    sampling.main(["--checkpoint", str(tmp_path / "tiny"), "--batch", "2", "--device", "cpu", "--json", str(out)])
+    (row,) = read_report(capsys, out)["results"]
+    assert row["sampler"] == "pipeline" and row["batch"] == 2 and row["video_s"] > 0
+
+
+@pytest.mark.slow
+def test_vqvae_harness_smoke(tmp_path, capsys):
+    out = tmp_path / "vqvae.json"
+    vqvae.main(["--sizes", "tiny", "--batch", "1,2", "--device", "cpu", "--repeats", "1", "--json", str(out)])
+    rows = read_report(capsys, out)["results"]
+    assert [(r["batch"], r["direction"]) for r in rows] == [(1, "encode"), (1, "decode"), (2, "encode"),
+                                                            (2, "decode")]
+    for row in rows:
+        assert row["frames_per_s"] == pytest.approx(4 * row["clips_per_s"])
+
+
+@pytest.mark.slow
+def test_training_harness_smoke(tmp_path, capsys):
+    out = tmp_path / "training.json"
+    training.main(["--sizes", "tiny", "--batch", "2", "--device", "cpu", "--repeats", "1", "--cond", "actions",
+                   "--json", str(out)])
+    rows = read_report(capsys, out)["results"]
+    assert [r["model"] for r in rows] == ["vqvae", "prior"]
+    assert rows[1]["tokens_per_s"] == pytest.approx(32 * rows[1]["samples_per_s"])

@@ -1,0 +1,276 @@
+"""The pipeline: seeded generation, streaming, video prediction, sliding windows and input checks, on tiny
+random models."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tiny_models import LONGER_VQVAE, greedy_codes, tiny_pipeline
+from videogpt_core.checkpoints import save_pipeline
+from videogpt_core.data.transforms import to_model_video
+from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
+
+
+def random_video(n_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n_frames, height, width, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    return tiny_pipeline("none")
+
+
+@pytest.fixture(scope="module")
+def longer():
+    """Three latent slices of two frames each: room for video prediction and a sliding window."""
+    return tiny_pipeline("none", vqvae_overrides=LONGER_VQVAE, seed=3)
+
+
+@pytest.fixture(scope="module")
+def conditioned():
+    return tiny_pipeline("all")
+
+
+def conditioned_inputs(pipeline, n_frames: int | None = None) -> dict:
+    n_frames = n_frames or pipeline.sequence_length
+    actions = np.random.default_rng(1).normal(size=(n_frames, 2)).astype(np.float32)
+    return dict(frames=random_video(1, 50, 70), label="run", actions=actions, n_frames=n_frames)
+
+
+# ---- seeds, shapes, streaming ------------------------------------------------------------------------
+
+
+def test_generate_returns_uint8_frames_and_codes(plain):
+    result = plain.generate(n=2, seed=1)
+    t, h, w = plain.prior.latent_shape
+    assert result.frames.dtype == np.uint8
+    assert result.frames.shape == (2, plain.sequence_length, plain.resolution, plain.resolution, 3)
+    assert result.codes.shape == (2, t, h, w) and result.codes.dtype == torch.long
+    assert result.seed == 1
+    assert not np.array_equal(result.frames[0], result.frames[1])  # two samples, not one copied
+
+
+def test_frames_are_the_decoded_codes(plain):
+    result = plain.generate(seed=4)
+    np.testing.assert_array_equal(plain.decode(result.codes), result.frames)
+
+
+def test_same_seed_same_video_other_seed_other_video(plain):
+    first = plain.generate(n=2, seed=7)
+    again = plain.generate(n=2, seed=7)
+    other = plain.generate(n=2, seed=8)
+    np.testing.assert_array_equal(first.frames, again.frames)
+    assert torch.equal(first.codes, again.codes)
+    assert not torch.equal(first.codes, other.codes)
+    assert not np.array_equal(first.frames, other.frames)
+
+
+def test_a_chosen_seed_is_reported_and_reproduces_the_video(plain):
+    result = plain.generate()
+    assert isinstance(result.seed, int)
+    np.testing.assert_array_equal(plain.generate(seed=result.seed).frames, result.frames)
+
+
+def test_stream_yields_every_slice_and_ends_with_generate(plain):
+    t, h, w = plain.prior.latent_shape
+    fpl = plain.config.frames_per_latent
+    updates = list(plain.stream(n=2, seed=5, temperature=0.9, top_k=8))
+    assert len(updates) == t
+    for i, update in enumerate(updates, start=1):
+        assert update.codes.shape == (2, i, h, w)
+        assert update.frames.shape[:2] == (2, i * fpl)
+        assert (update.tokens_done, update.tokens_total) == (i * h * w, t * h * w)
+        assert update.finished == (i == t)
+        assert update.seed == 5
+    result = plain.generate(n=2, seed=5, temperature=0.9, top_k=8)
+    np.testing.assert_array_equal(updates[-1].frames, result.frames)
+    assert torch.equal(updates[-1].codes, result.codes)
+    # Earlier updates are prefixes of the final codes: nothing is re-sampled.
+    for update in updates:
+        assert torch.equal(update.codes, result.codes[:, : update.codes.shape[1]])
+
+
+def test_shorter_video_than_the_window(longer):
+    result = longer.generate(seed=0, n_frames=3)
+    assert result.frames.shape[1] == 3
+    assert result.codes.shape[1] == 2  # ceil(3 frames / 2 frames per slice)
+
+
+def test_saved_pipeline_loads_and_samples_the_same(tmp_path, conditioned):
+    save_pipeline(tmp_path / "tiny", conditioned.vqvae, conditioned.prior)
+    loaded = load_pipeline(tmp_path / "tiny", device="cpu", vqvae_bf16=False)
+    inputs = conditioned_inputs(conditioned)
+    np.testing.assert_array_equal(loaded.generate(seed=3, **inputs).frames,
+                                  conditioned.generate(seed=3, **inputs).frames)
+    assert loaded.class_names == ["walk", "run", "jump"]
+
+
+# ---- conditioning inputs -----------------------------------------------------------------------------
+
+
+def test_conditioned_model_takes_any_frame_size_and_one_action_row_per_frame(conditioned):
+    inputs = conditioned_inputs(conditioned)
+    image = conditioned.generate(seed=2, **inputs)
+    assert image.frames.shape == (1, conditioned.sequence_length, 16, 16, 3)
+    video_inputs = dict(inputs, frames=random_video(3, 70, 50))  # a (portrait) video works as well
+    assert video_inputs["frames"].shape == (3, 70, 50, 3)
+    assert conditioned.generate(seed=2, **video_inputs).frames.shape == image.frames.shape
+
+
+def test_label_by_name_or_index_is_the_same(conditioned):
+    inputs = conditioned_inputs(conditioned)
+    by_name = conditioned.generate(seed=2, **inputs)
+    by_index = conditioned.generate(seed=2, **dict(inputs, label=1))
+    by_text_index = conditioned.generate(seed=2, **dict(inputs, label="1"))
+    other = conditioned.generate(seed=2, **dict(inputs, label="jump"))
+    assert torch.equal(by_name.codes, by_index.codes) and torch.equal(by_name.codes, by_text_index.codes)
+    assert not torch.equal(by_name.codes, other.codes)
+
+
+def test_actions_change_the_video(conditioned):
+    inputs = conditioned_inputs(conditioned)
+    base = conditioned.generate(seed=2, **inputs)
+    moved = conditioned.generate(seed=2, **dict(inputs, actions=inputs["actions"] + 2.0))
+    assert not torch.equal(base.codes, moved.codes)
+
+
+def test_guidance_through_the_pipeline(conditioned):
+    inputs = conditioned_inputs(conditioned)
+    plain_result = conditioned.generate(seed=2, **inputs)
+    assert torch.equal(conditioned.generate(seed=2, cfg_scale=1.0, **inputs).codes, plain_result.codes)
+    assert not torch.equal(conditioned.generate(seed=2, cfg_scale=4.0, **inputs).codes, plain_result.codes)
+
+
+# ---- video prediction and sliding windows ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_given", [2, 4, 5])
+def test_video_prediction_keeps_the_codes_of_the_given_frames(longer, n_given):
+    fpl = longer.config.frames_per_latent
+    frames = random_video(n_given, 16, 16, seed=n_given)
+    known = n_given // fpl
+    expected_prefix = longer.vqvae.encode(to_model_video(frames[: known * fpl])[None])
+    result = longer.generate(frames=frames, seed=0, top_k=1)
+    assert torch.equal(result.codes[:, :known], expected_prefix)
+    # The rest is the greedy continuation of those codes.
+    assert torch.equal(result.codes, greedy_codes(longer.prior, 1, prefix=expected_prefix.flatten(1)))
+
+
+def test_video_prediction_from_a_large_video_resizes_it(longer):
+    frames = random_video(4, 50, 70)
+    result = longer.generate(frames=frames, seed=0)
+    prepared = longer.prepare_frames(frames)
+    assert prepared.shape == (1, 3, 4, 16, 16)
+    assert torch.equal(result.codes[:, :2], longer.vqvae.encode(prepared))
+
+
+def test_video_prediction_streams_the_known_slices_first(longer):
+    h, w = longer.prior.latent_shape[1:]
+    updates = list(longer.stream(frames=random_video(4, 16, 16), seed=0))
+    assert [u.tokens_done for u in updates] == [h * w, 2 * h * w, 3 * h * w]
+    assert updates[0].frames.shape[1] == 2
+
+
+@pytest.mark.parametrize("n_frames", [7, 10])
+def test_sliding_window_gives_the_requested_frames(longer, n_frames):
+    fpl = longer.config.frames_per_latent
+    slices = math.ceil(n_frames / fpl)
+    updates = list(longer.stream(seed=1, n_frames=n_frames))
+    assert [u.codes.shape[1] for u in updates] == list(range(1, slices + 1))
+    assert [u.frames.shape[1] for u in updates] == [min(i * fpl, n_frames) for i in range(1, slices + 1)]
+    assert updates[-1].tokens_done == updates[-1].tokens_total
+    result = longer.generate(seed=1, n_frames=n_frames)
+    assert result.frames.shape == (1, n_frames, 16, 16, 3)
+    assert result.codes.shape[1] == slices
+    np.testing.assert_array_equal(updates[-1].frames, result.frames)
+
+
+def test_sliding_window_with_top_k_1_is_deterministic_greedy_continuation(longer):
+    t, h, w = longer.prior.latent_shape
+    result = longer.generate(seed=0, top_k=1, n_frames=10)
+    assert torch.equal(result.codes, longer.generate(seed=99, top_k=1, n_frames=10).codes)
+    codes = result.codes
+    assert torch.equal(codes[:, :t], greedy_codes(longer.prior, 1))
+    for first in range(1, codes.shape[1] - t + 1):
+        # Each new slice continues the last t-1 slices as if they were the start of a video.
+        window = greedy_codes(longer.prior, 1, prefix=codes[:, first:first + t - 1].flatten(1))
+        assert torch.equal(codes[:, first + t - 1], window[:, t - 1])
+
+
+def test_sliding_window_shifts_actions_and_first_frame_with_the_window():
+    # Window k starts at latent slice k: it sees the action rows of its own frames and, as its conditioning
+    # frame, the first decoded frame of the slices it keeps.
+    pipeline = tiny_pipeline("all", vqvae_overrides=LONGER_VQVAE, seed=5)
+    prior, fpl = pipeline.prior, pipeline.config.frames_per_latent
+    t = prior.latent_shape[0]
+    n_frames = 8  # 4 slices: the first window of 3, then one slide
+    actions = np.random.default_rng(2).normal(size=(n_frames, 2)).astype(np.float32)
+    image = random_video(1, 16, 16)
+    result = pipeline.generate(frames=image, label="walk", actions=actions, top_k=1, n_frames=n_frames, seed=0)
+    codes = result.codes
+    labels = torch.tensor([0])
+    first_frame = pipeline.prepare_frames(image)
+    assert torch.equal(codes[:, :t], greedy_codes(prior, 1, frames=first_frame, labels=labels,
+                                                  actions=torch.from_numpy(actions[: t * fpl])[None]))
+    with torch.no_grad():
+        window_frame = pipeline.vqvae.decode(codes[:, 1:t])[:, :, :1].clamp(-0.5, 0.5)
+    window = greedy_codes(prior, 1, prefix=codes[:, 1:t].flatten(1), frames=window_frame, labels=labels,
+                          actions=torch.from_numpy(actions[fpl:(t + 1) * fpl])[None])
+    assert torch.equal(codes[:, t], window[:, t - 1])
+
+
+@pytest.mark.slow
+def test_compiled_decode_step_samples_what_eager_samples():
+    # torch.compile(fullgraph=True) of the static-shape step: no graph breaks, same codes (about a minute).
+    eager = tiny_pipeline("class")
+    twin = tiny_pipeline("class")
+    compiled = VideoGPTPipeline(twin.vqvae, twin.prior, device="cpu", vqvae_bf16=False, compile=True)
+    for seed in (3, 4):
+        expected = eager.generate(n=2, label="run", seed=seed, top_k=8)
+        assert torch.equal(compiled.generate(n=2, label="run", seed=seed, top_k=8).codes, expected.codes)
+
+
+def test_sliding_window_with_actions_and_frames(conditioned):
+    n_frames = conditioned.sequence_length + 3
+    result = conditioned.generate(seed=0, **conditioned_inputs(conditioned, n_frames))
+    assert result.frames.shape[1] == n_frames
+
+
+# ---- bad input ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(temperature=0.0), "temperature"), (dict(temperature=float("nan")), "temperature"),
+    (dict(top_p=0.0), "top_p"), (dict(top_p=1.01), "top_p"), (dict(top_k=0), "top_k"),
+    (dict(cfg_scale=2.0), "cfg_scale"), (dict(n=0), "n "), (dict(n_frames=0), "n_frames"),
+    (dict(label="run"), "label"), (dict(actions=np.zeros((4, 2))), "actions"),
+    (dict(frames=random_video(1, 16, 16)), "frames"),  # one frame: neither conditioning nor a whole slice
+    (dict(frames=np.zeros((2, 16, 16, 3), np.float32)), "frames"),
+])
+def test_bad_input_to_an_unconditional_model(plain, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        plain.generate(seed=0, **kwargs)
+
+
+@pytest.mark.parametrize("change, name", [
+    (dict(label="fly"), "label"), (dict(label=3), "label"), (dict(label=-1), "label"), (dict(label="7"), "label"),
+    (dict(label=None), "label"), (dict(actions=None), "actions"), (dict(frames=None), "frames"),
+    (dict(actions=np.zeros((5, 2))), "actions"), (dict(actions=np.zeros((3, 2))), "actions"),
+    (dict(actions=np.zeros((4, 3))), "actions"), (dict(actions=np.zeros(8)), "actions"),
+    (dict(actions=np.full((4, 2), np.nan)), "actions"), (dict(actions=[["a", "b"]] * 4), "actions"),
+    (dict(frames=np.zeros((16, 16), np.uint8)), "frames"),
+])
+def test_bad_input_to_a_conditioned_model(conditioned, change, name):
+    inputs = dict(conditioned_inputs(conditioned), **change)
+    with pytest.raises(ValueError, match=name):
+        conditioned.generate(seed=0, **inputs)
+
+
+def test_bad_input_fails_before_streaming_starts(conditioned):
+    # A generator that raised only on its first next() would be fine too; it must not yield first.
+    stream = conditioned.stream(seed=0, **dict(conditioned_inputs(conditioned), label="fly"))
+    with pytest.raises(ValueError, match="label"):
+        next(iter(stream))
