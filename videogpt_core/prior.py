@@ -360,8 +360,9 @@ class VideoGPT(PretrainedMixin, nn.Module):
         else:
             end = start + n
             steps = slice(start // hw, start // hw + 1) if n == 1 else torch.arange(start, end, device=x.device) // hw
-            # A single query may see the whole prefix; a block of queries after a prefix needs a mask.
-            mask = None if n == 1 or start == 0 else self._prefix_mask(start, n, x.device)
+            # One query sees the whole prefix; a block of queries (prefill, from 0) is plainly causal.
+            if n > 1 and start:
+                raise ValueError("several positions at once are only supported from position 0 (prefill)")
 
         def at_positions(affine):
             g, b = affine
@@ -383,7 +384,7 @@ class VideoGPT(PretrainedMixin, nn.Module):
                 k_cache[:, :, start:end] = k
                 v_cache[:, :, start:end] = v
                 out = F.scaled_dot_product_attention(q, k_cache[:, :, :end], v_cache[:, :, :end],
-                                                     attn_mask=mask, is_causal=n > 1 and start == 0)
+                                                     is_causal=n > 1)
             x = x + _linear(attn.merge_heads(out), weights["attn_out"], weights["attn_out_bias"])
             if block.use_frames:
                 cross = block.enc_attn
@@ -395,12 +396,6 @@ class VideoGPT(PretrainedMixin, nn.Module):
             h = _linear(h, weights["fc1"], weights["fc1_bias"])
             x = x + _linear(h * torch.sigmoid(1.702 * h), weights["fc2"], weights["fc2_bias"])
         return _linear(self.norm.normalize(x, *at_positions(next(affines))), state.out_weight)
-
-    @staticmethod
-    def _prefix_mask(start: int, n: int, device) -> torch.Tensor:
-        # Queries start..start+n-1 over keys 0..start+n-1: key j visible to query i iff j <= i.
-        rows = torch.arange(start, start + n, device=device)[:, None]
-        return torch.arange(start + n, device=device)[None] <= rows
 
     @torch.no_grad()
     def prefill(self, state: DecodeState, prefix: torch.Tensor | None = None) -> torch.Tensor:
