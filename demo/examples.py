@@ -1,0 +1,143 @@
+"""Example inputs for the demo: first frames and clips from the built-in worlds' test split, and action presets.
+
+The files in demo/examples/ are made by `python -m demo.examples` (deterministic: fixed test-split seeds).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mov", ".gif")
+
+ACTION_PRESETS = ("push right", "circle", "zigzag", "random", "still")
+PRESET_SPEED = 2.5  # pixels per frame: the pusher world clips commands at 3
+ZIGZAG_HALF_PERIOD = 4  # frames before the zigzag turns
+
+
+# ----------------------------------------------------------------------------- example files
+
+
+def caption_for(path: Path) -> str:
+    """'pusher-test-3.png' -> 'pusher test 3': file names are the captions."""
+    return path.stem.replace("-", " ").replace("_", " ")
+
+
+def example_frames(directory: Path = EXAMPLES_DIR) -> list[tuple[str, str]]:
+    """(path, caption) of every example first frame, sorted by name."""
+    if not directory.is_dir():
+        return []
+    paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    return [(str(p), caption_for(p)) for p in paths]
+
+
+def example_videos(directory: Path = EXAMPLES_DIR) -> list[str]:
+    """Paths of the example clips for the Reconstruct tab, sorted by name."""
+    if not directory.is_dir():
+        return []
+    return [str(p) for p in sorted(directory.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES]
+
+
+# ----------------------------------------------------------------------------- action presets
+
+
+def action_column_names(action_dim: int) -> list[str]:
+    return ["dx", "dy"] if action_dim == 2 else [f"a{i + 1}" for i in range(action_dim)]
+
+
+def preset_actions(name: str, n_frames: int, action_dim: int = 2, seed: int = 0) -> np.ndarray:
+    """(n_frames, action_dim) float32 commands; row 0 is still, since frame 0 is where the world starts.
+
+    The presets are 2-D moves (dx, dy); other action sizes get the first coordinates (padded with zeros).
+    """
+    if name not in ACTION_PRESETS:
+        raise ValueError(f"unknown action preset {name!r}; choose one of: {', '.join(ACTION_PRESETS)}")
+    if isinstance(n_frames, bool) or int(n_frames) != n_frames or n_frames < 1:
+        raise ValueError(f"n_frames must be a whole number >= 1, got {n_frames!r}")
+    if isinstance(action_dim, bool) or int(action_dim) != action_dim or action_dim < 1:
+        raise ValueError(f"action_dim must be a whole number >= 1, got {action_dim!r}")
+    n_frames, action_dim = int(n_frames), int(action_dim)
+    steps = np.arange(n_frames, dtype=np.float64)
+    moves = np.zeros((n_frames, 2))
+    if name == "push right":
+        moves[:, 0] = PRESET_SPEED
+    elif name == "circle":
+        # One full turn over the clip (at least 8 frames, so short clips still curve gently).
+        angle = 2.0 * math.pi * steps / max(8, n_frames - 1)
+        moves = PRESET_SPEED * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+    elif name == "zigzag":
+        direction = np.where((steps // ZIGZAG_HALF_PERIOD) % 2 == 0, 1.0, -1.0)
+        moves = PRESET_SPEED / math.sqrt(2.0) * np.stack([np.ones(n_frames), direction], axis=-1)
+    elif name == "random":
+        # A smooth random walk (momentum), so the gripper wanders instead of jittering in place.
+        rng = np.random.default_rng(int(seed))
+        velocity = np.zeros(2)
+        for j in range(n_frames):
+            velocity = 0.7 * velocity + 0.3 * rng.normal(scale=2.0 * PRESET_SPEED, size=2)
+            speed = np.hypot(*velocity)
+            moves[j] = velocity * (PRESET_SPEED / speed) if speed > PRESET_SPEED else velocity
+    moves[0] = 0.0
+    actions = np.zeros((n_frames, action_dim))
+    width = min(2, action_dim)
+    actions[:, :width] = moves[:, :width]
+    return actions.round(2).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- writing the example files
+
+
+def write_examples(directory: Path = EXAMPLES_DIR, n_frames: int = 16) -> list[Path]:
+    """First frames and clips of the built-in worlds' test split (fixed seeds), written into `directory`."""
+    from PIL import Image
+
+    from videogpt_core.data.worlds import get_world, split_seeds
+    from videogpt_core.video_io import write_avi, write_gif, write_mp4
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    pusher = get_world("pusher")
+    for index, seed in enumerate(split_seeds("test", 4)):
+        episode = pusher.generate(int(seed), n_frames)
+        path = directory / f"pusher-test-{index}.png"
+        Image.fromarray(episode.frames[0]).save(path)
+        written.append(path)
+        if index == 0:
+            written.append(write_mp4(directory / "pusher-clip.mp4", episode.frames, pusher.fps))
+        if index == 1:
+            written.append(write_avi(directory / "pusher-clip.avi", episode.frames, pusher.fps))
+    digits = get_world("digits")
+    seen: set[int] = set()
+    # Walk the test split until four different digits turned up, so the gallery shows variety.
+    for index, seed in enumerate(split_seeds("test", 200)):
+        episode = digits.generate(int(seed), n_frames)
+        if episode.label in seen:
+            continue
+        path = directory / f"digits-{episode.label}-test-{index}.png"
+        Image.fromarray(episode.frames[0]).save(path)
+        written.append(path)
+        if not seen:
+            written.append(write_gif(directory / "digits-clip.gif", episode.frames, digits.fps))
+        if len(seen) == 1:
+            written.append(write_mp4(directory / "digits-clip.mp4", episode.frames, digits.fps))
+        seen.add(episode.label)
+        if len(seen) == 4:
+            break
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write the demo's example frames and clips (built-in worlds).")
+    parser.add_argument("--out", type=Path, default=EXAMPLES_DIR, help="folder to write into")
+    parser.add_argument("--frames", type=int, default=16, help="frames per example clip")
+    args = parser.parse_args(argv)
+    paths = write_examples(args.out, args.frames)
+    total = sum(p.stat().st_size for p in paths)
+    print(f"wrote {len(paths)} files ({total / 1024:.0f} KiB) to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

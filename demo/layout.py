@@ -1,0 +1,306 @@
+"""The Gradio UI in one place: components, their layout and the events that call `demo.callbacks`.
+
+`build_demo(registry)` returns a queued gr.Blocks; `launch_options()` holds what Gradio 6 takes at launch().
+"""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from demo import callbacks
+from demo.callbacks import MAX_SAMPLES, ModelRegistry, OutputStore
+from demo.examples import ACTION_PRESETS, EXAMPLES_DIR, action_column_names, example_videos
+
+try:  # On Hugging Face ZeroGPU Spaces, generation must run inside a GPU lease.
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:
+    def gpu(fn):
+        return fn
+
+CONCURRENCY_LIMIT = 2  # generations running at once; the rest wait in the queue
+QUEUE_SIZE = 64
+CACHE_CLEANUP = (1800, 3600)  # every 30 min, delete uploads / result copies older than an hour
+MAX_UPLOAD = "200mb"
+VIDEO_FILE_TYPES = [".mp4", ".avi", ".webm", ".mov", ".gif", ".mkv", ".m4v"]
+
+CSS = """
+#preview img, #codes-map img { image-rendering: pixelated; }
+#example-frames img { image-rendering: pixelated; }
+"""
+
+INTRO = """# VideoGPT
+A VQ-VAE compresses video into a small grid of discrete codes; a GPT samples those codes one by one,
+conditioned on a first frame, a class or per-frame actions, and the VQ-VAE decodes them back into frames.
+The preview below fills in as each latent time slice is sampled."""
+
+CONTINUE_HELP = ("**Continue** extends one sample of the result: its last frames become the start of a new "
+                 "window, and the action table's rows drive the new frames (as many as *Frames*). "
+                 "Repeat to steer the world step by step.")
+
+
+class StartImage(gr.Image):
+    """gr.Image whose unreadable uploads (not an image, truncated) get a clear message instead of Gradio's
+    generic processing error. A template of gr.Image, so the browser draws it as one."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as error:
+            name = getattr(payload, "orig_name", None) or "the uploaded file"
+            raise gr.Error(f"{name} is not a readable image ({type(error).__name__}); upload a PNG, JPEG, WebP, "
+                           "BMP or GIF image", print_exception=False) from error
+
+
+def launch_options() -> dict:
+    """Keyword arguments for demo.launch(): Gradio 6 takes css there; errors are shown to the user."""
+    return dict(css=CSS, show_error=True, allowed_paths=[str(EXAMPLES_DIR)], max_file_size=MAX_UPLOAD)
+
+
+def _table_update(actions):
+    if actions is None:
+        return gr.skip()  # hidden for this model; a table value stays so API callers may send any
+    return gr.update(value=callbacks.actions_table(actions), headers=action_column_names(actions.shape[1]))
+
+
+def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.Blocks:
+    store = store or OutputStore()
+    names = registry.names
+    first = names[0] if names else None
+    controls = callbacks.model_controls(registry, first)
+    infos = list(registry.infos.values())
+    # Server-side slider bounds must admit every model's values; each model narrows them in the browser.
+    most_frames = max([i.max_frames for i in infos], default=controls.max_frames)
+    most_codes = max([i.n_codes for i in infos], default=2048)
+
+    with gr.Blocks(title="VideoGPT", delete_cache=CACHE_CLEANUP) as demo:
+        gr.Markdown(INTRO)
+        status_text = registry.status_message()
+        gr.Markdown(status_text, visible=bool(status_text), elem_id="status")
+        with gr.Row(equal_height=True):
+            model = gr.Dropdown(names, value=first, label="Model", elem_id="model", scale=1,
+                                interactive=bool(names))
+            summary = gr.Markdown(controls.summary, elem_id="model-summary")
+
+        with gr.Tabs():
+            # ------------------------------------------------------------------ Generate
+            with gr.Tab("Generate", id="generate"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        with gr.Group(visible=controls.start_image_visible) as image_group:
+                            start_image = StartImage(type="filepath", image_mode=None, label=controls.start_image_label,
+                                                   sources=["upload", "clipboard"], height=220,
+                                                   elem_id="start-image")
+                            gallery = gr.Gallery(value=controls.examples, label="Example frames (click one)",
+                                                 columns=8, height=150, allow_preview=False, object_fit="contain",
+                                                 interactive=False, elem_id="example-frames")
+                        label = gr.Dropdown(controls.class_names, value=(controls.class_names or [None])[0],
+                                            label="Class", visible=bool(controls.class_names), elem_id="label",
+                                            allow_custom_value=True)  # checked per model by the callbacks
+                        with gr.Group(visible=bool(controls.action_dim)) as action_group:
+                            preset = gr.Radio(list(ACTION_PRESETS), value="push right", label="Action preset",
+                                              elem_id="preset")
+                            # Always a table (zeros when hidden), so API callers can send the default.
+                            initial_actions = controls.actions if controls.actions is not None else \
+                                np.zeros((controls.n_frames, 2), np.float32)
+                            actions = gr.Dataframe(
+                                value=callbacks.actions_table(initial_actions),
+                                headers=action_column_names(controls.action_dim or 2), datatype="number",
+                                type="pandas", label="Actions: one row per frame (row 1 is the start frame)",
+                                max_height=240, show_row_numbers=True, elem_id="actions")
+                            with gr.Row(equal_height=True):
+                                initial_text = "" if controls.actions is None else \
+                                    callbacks.actions_to_text(controls.actions)
+                                actions_text = gr.Textbox(
+                                    value=initial_text,
+                                    label="Actions as text", placeholder="3,0; 3,0; 0,2  ('3,0 x4' repeats an entry)",
+                                    scale=4, elem_id="actions-text")
+                                use_text = gr.Button("Use text", scale=1, elem_id="use-text")
+                        n_frames = gr.Slider(1, most_frames, value=controls.n_frames, step=1,
+                                             label="Frames (to generate; when continuing: to add)", elem_id="frames")
+                        n_samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples", elem_id="samples")
+                        with gr.Accordion("Sampling settings", open=False):
+                            temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
+                            top_k = gr.Slider(0, most_codes, value=0, step=1, label="Top-k (0 = off)")
+                            top_p = gr.Slider(0.01, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)")
+                            guidance = gr.Slider(0.0, 5.0, value=1.0, step=0.1,
+                                                 label="Classifier-free guidance scale (1 = off)",
+                                                 visible=controls.guidance_visible)
+                        with gr.Row(equal_height=True):
+                            seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="seed")
+                            randomize = gr.Checkbox(value=True, label="Randomize seed", elem_id="randomize")
+                        with gr.Row():
+                            generate_button = gr.Button("Generate", variant="primary", elem_id="generate",
+                                                        interactive=bool(names))
+                            stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
+                    with gr.Column(scale=1):
+                        progress = gr.Markdown("", label="progress", elem_id="progress")
+                        preview = gr.Image(label="Live preview (frames appear as their latents are sampled)",
+                                           format="png", interactive=False, height=260, elem_id="preview")
+                        video = gr.Video(label="Result (H.264 mp4)", autoplay=True, loop=True, interactive=False,
+                                         height=320, elem_id="result-video")
+                        with gr.Row():
+                            gif = gr.File(label="GIF download", interactive=False, elem_id="result-gif")
+                            seed_used = gr.Number(label="Seed used", precision=0, interactive=False,
+                                                  elem_id="seed-used")
+                        gr.Markdown(CONTINUE_HELP)
+                        with gr.Row(equal_height=True):
+                            continue_sample = gr.Number(value=1, precision=0, minimum=1, maximum=MAX_SAMPLES,
+                                                        label="Continue from sample #", elem_id="continue-sample")
+                            continue_button = gr.Button("Continue", elem_id="continue")
+                session = gr.State(None)
+
+            # ------------------------------------------------------------------ Reconstruct
+            with gr.Tab("Reconstruct", id="reconstruct"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        upload = gr.File(label="Video (mp4, avi, webm, mov or gif)", file_types=VIDEO_FILE_TYPES,
+                                         elem_id="recon-upload")
+                        clips = example_videos()
+                        if clips:
+                            gr.Examples([[clip] for clip in clips], inputs=[upload], label="Example clips")
+                        recon_frames = gr.Slider(controls.reconstruct_step, most_frames,
+                                                 value=controls.reconstruct_frames, step=controls.reconstruct_step,
+                                                 label="Frames to reconstruct (from the start)", elem_id="recon-frames")
+                        recon_button = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct",
+                                                 interactive=bool(names))
+                    with gr.Column(scale=2):
+                        recon_video = gr.Video(label="Original | reconstruction | error", autoplay=True, loop=True,
+                                               interactive=False, height=300, elem_id="recon-video")
+                        psnr_plot = gr.LinePlot(x="frame", y="psnr_db", title="PSNR per frame", x_title="frame",
+                                                y_title="PSNR (dB)", height=240, elem_id="psnr-plot")
+                        codes_map = gr.Image(label="Codes used: one colour per code, latent time slices left to right",
+                                             format="png", interactive=False, height=200, elem_id="codes-map")
+                        recon_summary = gr.Markdown(elem_id="recon-summary")
+
+            # ------------------------------------------------------------------ Model
+            with gr.Tab("Model", id="model-card"):
+                card = gr.Markdown(callbacks.model_card(registry, first) if first else callbacks.NO_MODEL_MESSAGE,
+                                   elem_id="model-card")
+
+        # ---------------------------------------------------------------------- events
+
+        def on_model_change(name):
+            c = callbacks.model_controls(registry, name)
+            info = registry.info(name)
+            return (
+                c.summary,
+                gr.update(visible=c.start_image_visible),
+                gr.update(label=c.start_image_label),
+                gr.update(value=c.examples),
+                gr.update(choices=c.class_names, value=(c.class_names or [None])[0], visible=bool(c.class_names)),
+                gr.update(visible=bool(c.action_dim)),
+                _table_update(c.actions),
+                "" if c.actions is None else callbacks.actions_to_text(c.actions),
+                "push right",
+                gr.update(value=c.n_frames, maximum=c.max_frames),
+                gr.update(maximum=info.n_codes),
+                gr.update(visible=c.guidance_visible),
+                gr.update(minimum=c.reconstruct_step, maximum=c.reconstruct_max_frames, step=c.reconstruct_step,
+                          value=c.reconstruct_frames),
+                callbacks.model_card(registry, name),
+                None,
+            )
+
+        model.change(on_model_change, model,
+                     [summary, image_group, start_image, gallery, label, action_group, actions, actions_text, preset,
+                      n_frames, top_k, guidance, recon_frames, card, session], api_visibility="private")
+
+        def on_example_pick(name, evt: gr.SelectData):
+            info = registry.info(name) if name else None
+            value = evt.value if isinstance(evt.value, dict) else {}
+            return callbacks.example_path(callbacks.examples_for_model(info), evt.index, value.get("caption"))
+
+        gallery.select(on_example_pick, model, start_image, api_visibility="private")
+
+        def action_dim_of(name) -> int:
+            return registry.info(name).action_dim if names else 0
+
+        def on_preset(name, preset_name, frames, seed_value):
+            return callbacks.apply_preset(preset_name, frames, action_dim_of(name), seed_value)
+
+        preset.input(on_preset, [model, preset, n_frames, seed], [actions, actions_text], api_visibility="private")
+
+        def parse_actions(model, text):
+            return callbacks.apply_actions_text(text, action_dim_of(model))
+
+        use_text.click(parse_actions, [model, actions_text], actions, api_name="parse_actions")
+        actions_text.submit(parse_actions, [model, actions_text], actions, api_visibility="private")
+
+        def on_frames(name, table, frames):
+            dim = action_dim_of(name)
+            if not dim:
+                return gr.skip(), gr.skip()
+            rows = callbacks.resized_actions(table, callbacks.whole_number(frames, "frames", 1, most_frames), dim)
+            return callbacks.actions_table(rows), callbacks.actions_to_text(rows)
+
+        n_frames.input(on_frames, [model, actions, n_frames], [actions, actions_text], api_visibility="private",
+                       trigger_mode="always_last")
+
+        def on_table_edit(name, table):
+            try:
+                return callbacks.actions_to_text(callbacks.actions_from_table(table, action_dim_of(name)))
+            except ValueError:
+                return gr.skip()  # half-edited table: the text catches up on the next valid edit
+
+        actions.input(on_table_edit, [model, actions], actions_text, api_visibility="private")
+
+        def outputs_of(updates):
+            """GenerationUpdates -> (preview, progress, video, gif, seed used, session, continue sample)."""
+            first_update = True
+            for update in updates:
+                if update.finished:
+                    yield (update.preview, update.progress, update.video, update.gif, update.seed, update.session,
+                           gr.update(maximum=len(update.session.frames), value=1))
+                elif first_update:  # clear the previous result while the new one is sampled
+                    yield update.preview, update.progress, None, None, gr.skip(), gr.skip(), gr.skip()
+                else:
+                    yield update.preview, update.progress, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                first_update = False
+
+        @gpu
+        def run_generate(model, first_frame, label, actions, temperature, top_k, top_p, guidance, seed,
+                         randomize_seed, n_samples, n_frames):
+            yield from outputs_of(callbacks.generate(registry, store, model, first_frame, label, actions, temperature,
+                                                     top_k, top_p, guidance, seed, randomize_seed, n_samples,
+                                                     n_frames))
+
+        @gpu
+        def run_continue(session, sample, actions, temperature, top_k, top_p, guidance, seed, randomize_seed,
+                         n_samples, n_frames):
+            yield from outputs_of(callbacks.continue_generation(registry, store, session, sample, actions,
+                                                                temperature, top_k, top_p, guidance, seed,
+                                                                randomize_seed, n_samples, n_frames))
+
+        stream_outputs = [preview, progress, video, gif, seed_used, session, continue_sample]
+        sampling_inputs = [temperature, top_k, top_p, guidance, seed, randomize, n_samples, n_frames]
+        generate_event = generate_button.click(
+            run_generate, [model, start_image, label, actions, *sampling_inputs], stream_outputs,
+            api_name="generate", show_progress="minimal")
+        continue_event = continue_button.click(
+            run_continue, [session, continue_sample, actions, *sampling_inputs], stream_outputs,
+            api_name="continue", show_progress="minimal")
+        stop_button.click(lambda: "Stopped.", None, progress, cancels=[generate_event, continue_event],
+                          api_visibility="private", queue=False)
+
+        @gpu
+        def run_reconstruct(model, video, n_frames):
+            result = callbacks.reconstruct(registry, store, model, video, n_frames)
+            return result.video, result.psnr, result.codes_map, result.summary
+
+        recon_button.click(run_reconstruct, [model, upload, recon_frames],
+                           [recon_video, psnr_plot, codes_map, recon_summary], api_name="reconstruct")
+
+        def model_card(name: str) -> str:
+            """The model card (markdown) of a model."""
+            return callbacks.model_card(registry, name)
+
+        gr.api(model_card, api_name="model_card")
+
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
+    return demo

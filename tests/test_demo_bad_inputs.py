@@ -1,0 +1,138 @@
+"""A corpus of bad inputs sent to the running demo through gradio_client: each is answered with a clear
+error, and the server keeps serving (a good request afterwards succeeds)."""
+from __future__ import annotations
+
+import re
+import urllib.request
+
+import numpy as np
+import pytest
+from demo_helpers import WINDOW, make_checkpoints, running_demo, still_image
+from PIL import Image
+
+from videogpt_core.video_io import write_gif, write_mp4
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+STILL = {"headers": ["dx", "dy"], "data": [[0.0, 0.0]] * WINDOW}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folders = make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+    with running_demo([folders["pusher-tiny"], folders["digits-tiny"], folders["uncond-tiny"]]) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad-files")
+    huge = root / "huge.png"
+    Image.new("L", (5000, 4200)).save(huge)  # 21 MP
+    text = root / "notes.txt"
+    text.write_text("hello, not an image or a video\n")
+    fake_png = root / "fake.png"
+    fake_png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    noise_mp4 = root / "noise.mp4"
+    noise_mp4.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
+    text_mp4 = root / "text.mp4"
+    text_mp4.write_text("definitely not a video\n" * 50)
+    empty = root / "empty.webm"
+    empty.write_bytes(b"")
+    truncated = root / "truncated.mp4"
+    good = write_mp4(root / "good.mp4", np.zeros((8, 32, 32, 3), np.uint8), 10).read_bytes()
+    truncated.write_bytes(good[: len(good) // 3])
+    one_frame = write_gif(root / "one.gif", np.zeros((1, 16, 16, 3), np.uint8), 10)
+    too_big_video = write_mp4(root / "big.mp4", np.zeros((2, 1200, 2000, 3), np.uint8), 10)
+    start = still_image(root / "start.png")
+    return dict(huge=huge, text=text, fake_png=fake_png, noise_mp4=noise_mp4, text_mp4=text_mp4, empty=empty,
+                truncated=truncated, one_frame=one_frame, too_big_video=too_big_video, start=start,
+                image_as_video=start)
+
+
+def generate_args(model="pusher-tiny", first_frame=None, label=None, actions=STILL, temperature=1.0, top_k=0,
+                  top_p=1.0, guidance=1.0, seed=1, n_samples=1, n_frames=WINDOW):
+    return [model, first_frame, label, actions, temperature, top_k, top_p, guidance, seed, False, n_samples,
+            n_frames]
+
+
+def bad_requests(files):
+    """(name, api_name, args, expected message pattern)."""
+    start = handle_file(str(files["start"]))
+    return [
+        ("text file as first frame", "/generate", generate_args(first_frame=handle_file(str(files["text"]))),
+         r"image|identify"),
+        ("broken png as first frame", "/generate", generate_args(first_frame=handle_file(str(files["fake_png"]))),
+         r"image|identify|truncated"),
+        ("21 MP first frame", "/generate", generate_args(first_frame=handle_file(str(files["huge"]))),
+         r"over the limit of 20.0 MP"),
+        ("no first frame", "/generate", generate_args(), r"first frame"),
+        ("text in the action table", "/generate",
+         generate_args(first_frame=start, actions={"headers": ["dx", "dy"], "data": [["left", 0]] * WINDOW}),
+         r"row 1, column dx"),
+        ("too few action rows", "/generate",
+         generate_args(first_frame=start, actions={"headers": ["dx", "dy"], "data": [[1, 0]] * 2}),
+         r"2 rows but 6 frames"),
+        ("unknown class", "/generate", generate_args(model="digits-tiny", label="seven"),
+         r"not one of this model's classes"),
+        ("unknown model", "/generate", generate_args(model="nope"), r"nope"),
+        ("temperature 0", "/generate", generate_args(model="uncond-tiny", temperature=0.0), r"minimum|temperature"),
+        ("fractional top-k", "/generate", generate_args(model="uncond-tiny", top_k=2.5), r"top_k"),
+        ("top-p 0", "/generate", generate_args(model="uncond-tiny", top_p=0.0), r"minimum|top_p"),
+        ("guidance on an unconditional model", "/generate", generate_args(model="uncond-tiny", guidance=3.0),
+         r"cfg_scale"),
+        ("7 samples", "/generate", generate_args(model="uncond-tiny", n_samples=7), r"maximum|samples"),
+        ("1000 frames", "/generate", generate_args(model="uncond-tiny", n_frames=1000), r"maximum|frames"),
+        ("negative seed", "/generate", generate_args(model="uncond-tiny", seed=-5), r"minimum|seed"),
+        ("continue before generating", "/continue", [1, STILL, 1.0, 0, 1.0, 1.0, 1, False, 1, 4],
+         r"generate a video first"),
+        ("malformed action text", "/parse_actions", ["pusher-tiny", "3,0; 3,x; 0,2"],
+         r"entry 2 \('3,x'\): 'x' is not a number"),
+        ("action text with three values", "/parse_actions", ["pusher-tiny", "1,2,3"], r"has 3 value"),
+        ("no video", "/reconstruct", ["uncond-tiny", None, WINDOW], r"upload a video"),
+        ("random bytes as mp4", "/reconstruct", ["uncond-tiny", handle_file(str(files["noise_mp4"])), WINDOW],
+         r"not a readable video|decodable frames"),
+        ("text as mp4", "/reconstruct", ["uncond-tiny", handle_file(str(files["text_mp4"])), WINDOW],
+         r"not a readable video|decodable frames"),
+        ("empty webm", "/reconstruct", ["uncond-tiny", handle_file(str(files["empty"])), WINDOW], r"empty file"),
+        ("truncated mp4", "/reconstruct", ["uncond-tiny", handle_file(str(files["truncated"])), WINDOW],
+         r"not a readable video|decodable frames|frame"),
+        ("one-frame gif", "/reconstruct", ["uncond-tiny", handle_file(str(files["one_frame"])), WINDOW],
+         r"has 1 frame"),
+        ("image as video", "/reconstruct", ["uncond-tiny", handle_file(str(files["image_as_video"])), WINDOW],
+         r"has 1 frame|not a readable video|file type|Invalid"),
+        ("text file as video", "/reconstruct", ["uncond-tiny", handle_file(str(files["text"])), WINDOW],
+         r"not a readable video|decodable frames|file type|Invalid"),
+        ("over 1080p", "/reconstruct", ["uncond-tiny", handle_file(str(files["too_big_video"])), WINDOW],
+         r"up to 1080p"),
+        ("one frame to reconstruct", "/reconstruct", ["uncond-tiny", handle_file(str(files["truncated"])), 1],
+         r"minimum|frames"),
+    ]
+
+
+def test_every_bad_input_gets_a_clear_error_and_the_server_keeps_serving(server, files):
+    url = server[2]
+    answered = []
+    for name, api_name, args, pattern in bad_requests(files):
+        client = Client(url, verbose=False)  # a fresh session: no state from the request before
+        with pytest.raises(AppError) as caught:
+            client.predict(*args, api_name=api_name)
+        message = str(caught.value)
+        assert re.search(pattern, message), f"{name}: unexpected message {message!r}"
+        assert "upstream Gradio app has raised an exception" not in message, f"{name}: generic error"
+        answered.append(name)
+    assert len(answered) == len(bad_requests(files))
+    # Still healthy: the page loads and a good generation of each kind succeeds.
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200
+    client = Client(url, verbose=False)
+    outputs = client.predict(*generate_args(first_frame=handle_file(str(files["start"]))), api_name="/generate")
+    assert outputs[1].startswith("Done:") and outputs[2].endswith(".mp4")
+    outputs = client.predict(*generate_args(model="digits-tiny", label="one"), api_name="/generate")
+    assert outputs[1].startswith("Done:")
+    table = client.predict("pusher-tiny", "3,0 x2; 0,1", api_name="/parse_actions")
+    assert table["data"] == [[3, 0], [3, 0], [0, 1]]
