@@ -37,6 +37,15 @@ class PretrainedMixin:
     config_class: type
     model_kind: str  # written into config.json so a folder of the wrong kind is recognised
 
+    @classmethod
+    def resolve_config(cls, config, kwargs: dict):
+        """The constructor takes a config object or its fields as keyword arguments."""
+        if config is None:
+            return cls.config_class(**kwargs)
+        if kwargs:
+            raise ValueError("pass either a config or keyword arguments, not both")
+        return config
+
     def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

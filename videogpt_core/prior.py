@@ -147,11 +147,7 @@ class VideoGPT(PretrainedMixin, nn.Module):
 
     def __init__(self, config: VideoGPTConfig | None = None, **kwargs):
         super().__init__()
-        if config is None:
-            config = VideoGPTConfig(**kwargs)
-        elif kwargs:
-            raise ValueError("pass either a config or keyword arguments, not both")
-        self.config = config
+        self.config = config = self.resolve_config(config, kwargs)
         d = config.hidden_dim
         # A frozen copy of the VQ-VAE's codebook: the inputs are code vectors, not learned embeddings.
         self.register_buffer("codebook", torch.zeros(config.n_codes, config.embedding_dim))

@@ -133,11 +133,7 @@ class VQVAE(PretrainedMixin, nn.Module):
 
     def __init__(self, config: VQVAEConfig | None = None, **kwargs):
         super().__init__()
-        if config is None:
-            config = VQVAEConfig(**kwargs)
-        elif kwargs:
-            raise ValueError("pass either a config or keyword arguments, not both")
-        self.config = config
+        self.config = config = self.resolve_config(config, kwargs)
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
         self.pre_vq_conv = SamePadConv3d(config.n_hiddens, config.embedding_dim, 1)
