@@ -918,7 +918,7 @@ def _seed_everything(seed: int) -> None:
 VQVAE_MODEL_ARGS = ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "downsample", "sequence_length",
                     "resolution")
 PRIOR_MODEL_ARGS = ("hidden_dim", "n_heads", "n_layers", "dropout", "attn_dropout", "cond_frames", "class_cond",
-                    "action_cond", "cond_drop_prob")
+                    "action_cond", "cond_drop_prob", "frame_encoder_widths", "frame_encoder_blocks")
 
 
 def _as_namespace(args: argparse.Namespace | dict[str, Any], parser: argparse.ArgumentParser) -> argparse.Namespace:
@@ -1060,7 +1060,8 @@ def train_prior(args: argparse.Namespace | dict[str, Any], train_dataset: Datase
             dropout=args.dropout, attn_dropout=args.attn_dropout, n_cond_frames=args.cond_frames,
             n_classes=len(class_names) if args.class_cond else 0,
             class_names=list(class_names) if args.class_cond else None,
-            action_dim=action_dim if args.action_cond else 0, cond_drop_prob=args.cond_drop_prob)
+            action_dim=action_dim if args.action_cond else 0, cond_drop_prob=args.cond_drop_prob,
+            frame_encoder_widths=args.frame_encoder_widths, frame_encoder_blocks=args.frame_encoder_blocks)
     task = PriorTask(prior, vqvae, vqvae_path)
     return Trainer(config, task, train_dataset, val_dataset, callbacks).fit()
 
@@ -1086,6 +1087,13 @@ def _factors(text: str) -> tuple[int, int, int]:
     if len(values) != 3:
         raise argparse.ArgumentTypeError(f"expected three comma-separated integers T,H,W such as 4,4,4, got {text!r}")
     return values
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 64,128,256,240, got {text!r}") from None
 
 
 def _add_trainer_args(parser: argparse.ArgumentParser, val_help: str) -> None:
@@ -1159,6 +1167,11 @@ def _configure_prior_parser(parser: argparse.ArgumentParser) -> None:
                        help="attention-weight dropout (default: %(default)s)")
     group.add_argument("--cond-frames", type=int, default=0, metavar="K",
                        help="condition on the first K frames (default: %(default)s, unconditional)")
+    group.add_argument("--frame-encoder-widths", type=_int_list, default=(64, 128, 256, 240),
+                       help="widths of the frame encoder's four residual groups; the last must divide by 3 and "
+                            "--n-heads (default: 64,128,256,240, the reference's ResNet-34)")
+    group.add_argument("--frame-encoder-blocks", type=_int_list, default=(3, 4, 6, 3),
+                       help="residual blocks per group of the frame encoder (default: 3,4,6,3)")
     group.add_argument("--class-cond", action="store_true", help="condition on the class label (names from the codes)")
     group.add_argument("--action-cond", action="store_true", help="condition on per-frame actions")
     group.add_argument("--cond-drop-prob", type=float, default=0.0,
