@@ -235,6 +235,17 @@ def test_prior_loss_falls_and_exports_a_pipeline(tmp_path, tiny_vqvae):
     assert torch.equal(prior.codebook, tiny_vqvae.codebook.embeddings)
 
 
+def test_prior_frame_encoder_size_options(capsys):
+    base = ["--codes", "c", "--vqvae", "v", "--out", "o"]
+    args = train._prior_parser().parse_args(base + ["--frame-encoder-widths", "8,8,8,12",
+                                                    "--frame-encoder-blocks", "1,1,1,1"])
+    assert args.frame_encoder_widths == (8, 8, 8, 12) and args.frame_encoder_blocks == (1, 1, 1, 1)
+    assert train._prior_parser().parse_args(base).frame_encoder_widths == (64, 128, 256, 240)
+    with pytest.raises(SystemExit):
+        train._prior_parser().parse_args(base + ["--frame-encoder-widths", "8,x"])
+    assert "comma-separated integers" in capsys.readouterr().err
+
+
 def test_prior_resume_reproduces_the_uninterrupted_run(tmp_path, tiny_vqvae):
     data = StructuredCodes(12)
     straight = train.train_prior(_prior_args(tmp_path / "a"), train_dataset=data, vqvae=tiny_vqvae)
