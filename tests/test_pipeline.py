@@ -274,3 +274,13 @@ def test_bad_input_fails_before_streaming_starts(conditioned):
     stream = conditioned.stream(seed=0, **dict(conditioned_inputs(conditioned), label="fly"))
     with pytest.raises(ValueError, match="label"):
         next(iter(stream))
+
+
+def test_load_pipeline_is_a_package_level_name():
+    import videogpt_core
+    from videogpt_core import pipeline
+
+    assert videogpt_core.load_pipeline is pipeline.load_pipeline
+    assert videogpt_core.VideoGPTPipeline is pipeline.VideoGPTPipeline
+    with pytest.raises(AttributeError):
+        videogpt_core.no_such_name

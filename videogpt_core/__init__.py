@@ -3,4 +3,13 @@ from videogpt_core.config import VideoGPTConfig, VQVAEConfig
 from videogpt_core.prior import VideoGPT
 from videogpt_core.vqvae import VQVAE
 
-__all__ = ["VQVAE", "VQVAEConfig", "VideoGPT", "VideoGPTConfig"]
+__all__ = ["VQVAE", "VQVAEConfig", "VideoGPT", "VideoGPTConfig", "VideoGPTPipeline", "load_pipeline"]
+
+
+def __getattr__(name: str):
+    # The pipeline pulls in image/video processing (OpenCV); load it only when asked for.
+    if name in ("load_pipeline", "VideoGPTPipeline"):
+        from videogpt_core import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'videogpt_core' has no attribute {name!r}")
