@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed subcommand; a user error becomes a one-line message and exit status 2."""
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as error:

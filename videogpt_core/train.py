@@ -1220,11 +1220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m videogpt_core.train")
     add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"videogpt {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    from videogpt_core.cli import run_command  # cli imports this module to register its commands
+
+    return run_command(args)
 
 
 if __name__ == "__main__":
