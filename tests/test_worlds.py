@@ -172,6 +172,18 @@ def test_make_dataset_digits_round_trip(tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_make_dataset_workers_write_the_same_file(tmp_path):
+    serial = write_world_dataset("pusher", tmp_path / "serial", n_train=3, n_test=2, n_frames=4, progress=False)
+    parallel = write_world_dataset("pusher", tmp_path / "parallel", n_train=3, n_test=2, n_frames=4,
+                                   progress=False, workers=2)
+    with h5py.File(serial, "r") as a, h5py.File(parallel, "r") as b:
+        assert sorted(a.keys()) == sorted(b.keys())
+        for key in a.keys():
+            np.testing.assert_array_equal(a[key][:], b[key][:])
+    with pytest.raises(ValueError, match="--workers"):
+        write_world_dataset("pusher", tmp_path, n_train=1, workers=0)
+
+
 def test_make_dataset_help_and_errors(tmp_path):
     parser, _ = _parse(["make-dataset", "digits", "--out", str(tmp_path), "--n", "1"])
     help_text = parser._subparsers._group_actions[0].choices["make-dataset"].format_help()

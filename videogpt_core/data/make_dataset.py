@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -63,10 +64,23 @@ def _episode_arrays(spec: WorldSpec, episode, n_frames: int) -> dict[str, np.nda
     return arrays
 
 
-def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_test: int | None = None,
-                        n_frames: int = 32, base_seed: int = 0, progress: bool = True) -> Path:
-    """Render `n_train` + `n_test` episodes of `world` into out_dir/WORLD.hdf5 (see the module docstring)."""
+def _render_episode(job: tuple[str, int, int]) -> dict[str, np.ndarray]:
+    """One episode's arrays; a module-level function so worker processes can run it."""
+    world, seed, n_frames = job
     spec = get_world(world)
+    return _episode_arrays(spec, spec.generate(seed, n_frames), n_frames)
+
+
+def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_test: int | None = None,
+                        n_frames: int = 32, base_seed: int = 0, progress: bool = True, workers: int = 1) -> Path:
+    """Render `n_train` + `n_test` episodes of `world` into out_dir/WORLD.hdf5 (see the module docstring).
+
+    `workers` > 1 renders episodes in that many processes; the file is the same (each episode depends on its
+    seed alone).
+    """
+    spec = get_world(world)
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
     if n_train < 1:
         raise ValueError(f"--n must be >= 1, got {n_train}")
     n_test = max(1, n_train // 10) if n_test is None else n_test
@@ -79,34 +93,41 @@ def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{world}.hdf5"
     partial = path.with_suffix(".hdf5.partial")  # renamed into place only when complete
-    with h5py.File(partial, "w") as file:
-        file.attrs.update(world=world, fps=spec.fps, action_dim=spec.action_dim, n_frames=n_frames,
-                          base_seed=base_seed, description=spec.description)
-        if spec.class_names:
-            file.attrs["class_names"] = json.dumps(list(spec.class_names))
-        for split in SPLITS:
-            split_seed_list = seeds[split]
-            datasets = _create_split(file, split, spec, len(split_seed_list), n_frames)
-            file[f"{split}_idx"] = np.arange(len(split_seed_list), dtype=np.int64) * n_frames
-            file[f"{split}_seeds"] = split_seed_list
-            bar = tqdm(total=len(split_seed_list), desc=f"{world} {split}", unit="episode", disable=not progress)
-            for start in range(0, len(split_seed_list), _WRITE_BATCH):
-                batch = [_episode_arrays(spec, spec.generate(int(seed), n_frames), n_frames)
-                         for seed in split_seed_list[start: start + _WRITE_BATCH]]
-                stop = start + len(batch)
-                for key, dataset in datasets.items():
-                    per_video = key in ("labels", "object_colours")
-                    rows = slice(start, stop) if per_video else slice(start * n_frames, stop * n_frames)
-                    dataset[rows] = np.concatenate([arrays[key] for arrays in batch])
-                bar.update(len(batch))
-            bar.close()
+    executor = ProcessPoolExecutor(workers) if workers > 1 else None
+    render = executor.map if executor else map
+    try:
+        with h5py.File(partial, "w") as file:
+            file.attrs.update(world=world, fps=spec.fps, action_dim=spec.action_dim, n_frames=n_frames,
+                              base_seed=base_seed, description=spec.description)
+            if spec.class_names:
+                file.attrs["class_names"] = json.dumps(list(spec.class_names))
+            for split in SPLITS:
+                split_seed_list = seeds[split]
+                datasets = _create_split(file, split, spec, len(split_seed_list), n_frames)
+                file[f"{split}_idx"] = np.arange(len(split_seed_list), dtype=np.int64) * n_frames
+                file[f"{split}_seeds"] = split_seed_list
+                bar = tqdm(total=len(split_seed_list), desc=f"{world} {split}", unit="episode",
+                           disable=not progress)
+                for start in range(0, len(split_seed_list), _WRITE_BATCH):
+                    jobs = [(world, int(seed), n_frames) for seed in split_seed_list[start: start + _WRITE_BATCH]]
+                    batch = list(render(_render_episode, jobs))
+                    stop = start + len(batch)
+                    for key, dataset in datasets.items():
+                        per_video = key in ("labels", "object_colours")
+                        rows = slice(start, stop) if per_video else slice(start * n_frames, stop * n_frames)
+                        dataset[rows] = np.concatenate([arrays[key] for arrays in batch])
+                    bar.update(len(batch))
+                bar.close()
+    finally:
+        if executor:
+            executor.shutdown()
     os.replace(partial, path)
     return path
 
 
 def _run_make_dataset(args: argparse.Namespace) -> int:
     path = write_world_dataset(args.world, args.out, args.n, args.n_test, args.frames, args.seed,
-                               progress=not args.quiet)
+                               progress=not args.quiet, workers=args.workers)
     n_test = max(1, args.n // 10) if args.n_test is None else args.n_test
     print(f"wrote {path} ({args.n} train + {n_test} test episodes of {args.frames} frames)")
     return 0
@@ -132,5 +153,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-test", type=int, default=None, help="number of test episodes (default: N//10, at least 1)")
     parser.add_argument("--frames", type=int, default=32, help="frames per episode (default: 32)")
     parser.add_argument("--seed", type=int, default=0, help="base seed of both splits (default: 0)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes rendering episodes in parallel (default: 1); the file does not depend on it")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run_make_dataset)
