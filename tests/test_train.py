@@ -431,16 +431,22 @@ def _env():
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_exits(tmp_path):
+@pytest.mark.parametrize("whole_group", [False, True], ids=["process", "process-group-with-workers"])
+def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, whole_group):
+    # `timeout` and cluster schedulers signal the whole process group, data-loading workers included.
     run = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, str(_script(tmp_path, run, steps=100_000))], env=_env(),
+    script = _script(tmp_path, run, steps=100_000, **(dict(num_workers=1) if whole_group else {}))
+    process = subprocess.Popen([sys.executable, str(script)], env=_env(), start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     metrics = run / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
         time.sleep(0.2)
     assert process.poll() is None, process.stdout.read()
-    process.send_signal(signal.SIGTERM)
+    if whole_group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, output
     state = train.load_checkpoint(run)["state"]

@@ -274,9 +274,10 @@ class SeededItems(Dataset):
 
 
 def _worker_init(_worker_id: int) -> None:
-    # Ctrl-C reaches the whole process group: let the main process save a checkpoint instead of
-    # having its workers die under it.
+    # Ctrl-C, `timeout` and schedulers signal the whole process group: let the main process save a
+    # checkpoint (it shuts its workers down itself) instead of having its workers die under it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 # =============================================================================================
