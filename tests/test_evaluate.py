@@ -156,6 +156,24 @@ def test_digits_pipeline_classifier_and_class_conditional_samples(files, tmp_pat
     assert loaded["world"]["sample_accuracy_per_class"] == world["sample_accuracy_per_class"]
 
 
+def test_guidance_scale_reaches_the_sampler_and_the_report(files, monkeypatch):
+    import videogpt_core.evaluate as evaluate_module
+
+    seen = []
+    real_sample_clips = evaluate_module.sample_clips
+
+    def spy(pipeline, batch, options, *args, **kwargs):
+        seen.append(options.cfg_scale)
+        return real_sample_clips(pipeline, batch, options, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "sample_clips", spy)
+    result = evaluate(files["digits_model"], files["digits"], what="world", world_samples=1, cfg_scale=2.0,
+                      digit_classifier_steps=2)
+    assert result["sampling"]["cfg_scale"] == 2.0 and seen and set(seen) == {2.0}
+    with pytest.raises(ValueError, match="cfg_scale"):
+        evaluate(files["digits_model"], files["digits"], what="world", cfg_scale=-1.0)
+
+
 def test_frame_conditional_digits_model_gets_a_real_first_frame(files):
     result = evaluate(files["digits_framed_model"], files["digits"], what="world", world_samples=1,
                       digit_classifier_steps=2)
@@ -186,6 +204,7 @@ def test_command_line_prints_and_writes_the_same_json(files, tmp_path, capsys):
         parser.parse_args(["eval", "--help"])
     help_text = capsys.readouterr().out
     assert "--i3d" in help_text and "NMSE" in help_text and "--world-samples" in help_text
+    assert "--cfg-scale" in help_text
     out = tmp_path / "nested" / "result.json"
     args = parser.parse_args(["eval", "--checkpoint", str(files["vqvae"]), "--data", str(files["digits"]),
                               "--max-clips", "2", "--out", str(out), "--quiet"])

@@ -414,7 +414,7 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
              device: str | torch.device | None = None, seed: int = 0, frame_stride: int = 1,
              i3d: str | os.PathLike | None = None, fvd_samples: int = 256, world_samples: int = 16,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             digit_classifier: str | os.PathLike | None = None,
+             cfg_scale: float | None = None, digit_classifier: str | os.PathLike | None = None,
              save_digit_classifier: str | os.PathLike | None = None, digit_classifier_steps: int = 400,
              progress: bool = False, command: str | None = None) -> dict[str, Any]:
     """Evaluate a VQ-VAE folder (reconstruction only) or a pipeline folder on a data set; returns a JSON-ready
@@ -429,7 +429,7 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
             raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
     if max_clips is not None and (int(max_clips) != max_clips or max_clips < 1):
         raise ValueError(f"max_clips must be a whole number >= 1 (or None for all), got {max_clips!r}")
-    options = SamplingOptions(temperature, top_k, top_p)
+    options = SamplingOptions(temperature, top_k, top_p, cfg_scale)
     if i3d is not None and not Path(i3d).is_file():
         raise FileNotFoundError(f"I3D model not found: {i3d}. FVD needs a local TorchScript I3D file "
                                 "(nothing is downloaded); fix the path or leave out --i3d")
@@ -487,7 +487,8 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
         cfg = prior.config
         result["model"]["conditioning"] = {"n_cond_frames": cfg.n_cond_frames, "n_classes": cfg.n_classes,
                                            "action_dim": cfg.action_dim}
-        result["sampling"] = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+        result["sampling"] = {"temperature": temperature, "top_k": top_k, "top_p": top_p,
+                              "cfg_scale": cfg_scale}
     timings: dict[str, float] = {}
 
     def timed(name: str, run):
@@ -547,6 +548,9 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--temperature", dict(type=float, default=1.0, metavar="T", help="sampling temperature (default: 1.0)")),
     ("--top-k", dict(type=int, default=None, metavar="K", help="sample among the k likeliest codes (default: all)")),
     ("--top-p", dict(type=float, default=None, metavar="P", help="nucleus sampling threshold (default: off)")),
+    ("--cfg-scale", dict(type=float, default=None, metavar="G",
+                         help="classifier-free guidance on the class / actions, for models trained with condition "
+                              "dropout (default: off)")),
     ("--digit-classifier", dict(default=None, metavar="DIR",
                                 help="digits: load this classifier instead of training one on the train clips")),
     ("--save-digit-classifier", dict(default=None, metavar="DIR", help="digits: save the classifier here")),
@@ -578,7 +582,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         args.checkpoint, args.data, split=args.split, what=args.what, max_clips=args.max_clips,
         batch_size=args.batch_size, device=args.device, seed=args.seed, frame_stride=args.frame_stride,
         i3d=args.i3d, fvd_samples=args.fvd_samples, world_samples=args.world_samples,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, cfg_scale=args.cfg_scale,
         digit_classifier=args.digit_classifier, save_digit_classifier=args.save_digit_classifier,
         digit_classifier_steps=args.digit_classifier_steps, progress=not args.quiet,
         command=_command_line(args))
