@@ -44,6 +44,7 @@ DISPLAY_SIZE = 256  # results are upscaled (nearest neighbour) to about this man
 PREVIEW_SIZE = 96  # live-preview frame size
 PREVIEW_COLUMNS = 8  # frames per row of the live preview
 PSNR_PLOT_CAP = 99.0  # identical frames have infinite PSNR; the plot shows them at this value
+DEFAULT_GUIDANCE = 2.0  # for models trained with condition dropout: digits samples 96% on-class vs 89% at 1
 ERROR_HEATMAP_RANGE = 0.25  # |error| (fraction of full scale) drawn at the hottest colour
 NO_MODEL_MESSAGE = ("No model found. Put pipeline folders (each holding `vqvae/` and `prior/`) under "
                     "`checkpoints/`, or start the demo with `python app.py --checkpoint DIR`.")
@@ -157,7 +158,8 @@ class ModelInfo:
 
     @property
     def guidance_possible(self) -> bool:
-        return self.prior_config.cond_dim > 0
+        # Guidance needs the unconditional branch that condition dropout trains.
+        return self.prior_config.cond_dim > 0 and self.prior_config.cond_drop_prob > 0
 
     @property
     def max_frames(self) -> int:

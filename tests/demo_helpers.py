@@ -22,7 +22,7 @@ from videogpt_core.checkpoints import save_pipeline  # noqa: E402
 CONDITIONINGS = {
     "pusher-tiny": dict(n_cond_frames=1, frame_encoder_widths=(8, 8, 8, 12), frame_encoder_blocks=(1, 1, 1, 1),
                         action_dim=2, action_embed_dim=6),
-    "digits-tiny": dict(n_classes=3, class_names=["zero", "one", "two"]),
+    "digits-tiny": dict(n_classes=3, class_names=["zero", "one", "two"], cond_drop_prob=0.1),
     "uncond-tiny": {},
 }
 WINDOW = LONGER_VQVAE["sequence_length"]  # frames per window
