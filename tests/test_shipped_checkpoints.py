@@ -1,0 +1,54 @@
+"""The checkpoints shipped in checkpoints/: what the demo and the model cards promise about them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import videogpt_core
+from videogpt_core.data.transforms import to_model_video
+from videogpt_core.video_io import read_video
+
+REPO = Path(__file__).resolve().parents[1]
+CHECKPOINTS = REPO / "checkpoints"
+MAX_FOLDER_BYTES = 60 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def pusher():
+    return videogpt_core.load_pipeline(CHECKPOINTS / "pusher", threads=1)
+
+
+@pytest.mark.parametrize("name", ["pusher", "digits"])
+def test_folders_are_complete_small_and_documented(name):
+    folder = CHECKPOINTS / name
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= MAX_FOLDER_BYTES
+    for part in ("vqvae", "prior"):
+        assert (folder / part / "config.json").is_file() and (folder / part / "model.safetensors").is_file()
+    card = (folder / "README.md").read_text()
+    assert "videogpt eval --checkpoint checkpoints/" + name in card and "videogpt train-prior" in card
+
+
+def test_conditioning_matches_the_model_cards(pusher):
+    cfg = pusher.config
+    assert cfg.n_cond_frames == 1 and cfg.action_dim == 2 and cfg.n_classes == 0
+    digits = videogpt_core.load_pipeline(CHECKPOINTS / "digits", threads=1)
+    assert digits.config.class_names == [str(d) for d in range(10)] and digits.config.n_cond_frames == 0
+    assert digits.config.cond_drop_prob > 0  # guidance has an unconditional branch to work with
+    result = digits.generate(label="7", cfg_scale=2.0, seed=0, n_frames=4)
+    assert result.frames.shape == (1, 4, 64, 64, 3) and result.frames.std() > 5  # not a blank video
+
+
+def test_a_few_given_frames_get_codes_close_to_their_in_context_codes(pusher):
+    # A real test clip: the codes of its first slice inside the whole clip are what the prior was trained on.
+    clip = read_video(REPO / "demo" / "examples" / "pusher-clip.mp4")
+    video = to_model_video(clip)[None]
+    fpl = pusher.config.frames_per_latent
+    in_context = pusher.vqvae.encode(video)[:, :1]
+    alone = pusher.vqvae.encode(video[:, :, :fpl])
+    prefix = pusher.encode_prefix(video[:, :, :fpl], 1)
+    agree_alone = (alone == in_context).float().mean().item()
+    agree_prefix = (prefix == in_context).float().mean().item()
+    assert agree_prefix > 0.5 and agree_prefix > agree_alone + 0.3, (agree_prefix, agree_alone)
