@@ -524,6 +524,7 @@ class ModelControls:
     reconstruct_max_frames: int
     reconstruct_step: int
     examples: list[tuple[str, str]]
+    guidance: float = 1.0  # the slider's starting value (1 = off)
 
 
 def model_controls(registry: ModelRegistry, name: str | None) -> ModelControls:
@@ -548,6 +549,7 @@ def model_controls(registry: ModelRegistry, name: str | None) -> ModelControls:
         action_dim=info.action_dim,
         actions=preset_actions("push right", info.sequence_length, info.action_dim) if info.action_dim else None,
         guidance_visible=info.guidance_possible,
+        guidance=DEFAULT_GUIDANCE if info.guidance_possible else 1.0,
         n_frames=info.sequence_length,
         max_frames=info.max_frames,
         reconstruct_frames=max(step, info.sequence_length // step * step),

@@ -128,8 +128,7 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
                             temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
                             top_k = gr.Slider(0, most_codes, value=0, step=1, label="Top-k (0 = off)")
                             top_p = gr.Slider(0.01, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)")
-                            guidance = gr.Slider(0.0, 5.0, step=0.1,
-                                                 value=callbacks.DEFAULT_GUIDANCE if controls.guidance_visible else 1.0,
+                            guidance = gr.Slider(0.0, 5.0, value=controls.guidance, step=0.1,
                                                  label="Classifier-free guidance scale (1 = off)",
                                                  visible=controls.guidance_visible)
                         with gr.Row(equal_height=True):
@@ -201,7 +200,7 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
                 "push right",
                 gr.update(value=c.n_frames, maximum=c.max_frames),
                 gr.update(maximum=info.n_codes),
-                gr.update(visible=c.guidance_visible, value=callbacks.DEFAULT_GUIDANCE if c.guidance_visible else 1.0),
+                gr.update(visible=c.guidance_visible, value=c.guidance),
                 gr.update(minimum=c.reconstruct_step, maximum=c.reconstruct_max_frames, step=c.reconstruct_step,
                           value=c.reconstruct_frames),
                 callbacks.model_card(registry, name),

@@ -395,7 +395,7 @@ def test_model_controls_follow_the_conditioning(registry):
     assert pusher.action_dim == 2 and pusher.actions.shape == (WINDOW, 2) and not pusher.class_names
     assert not pusher.guidance_visible  # trained without condition dropout: no unconditional branch
     digits = callbacks.model_controls(registry, "digits-tiny")
-    assert digits.guidance_visible
+    assert digits.guidance_visible and digits.guidance == callbacks.DEFAULT_GUIDANCE and pusher.guidance == 1.0
     assert digits.class_names == ["zero", "one", "two"] and digits.actions is None
     assert "optional" in digits.start_image_label
     uncond = callbacks.model_controls(registry, "uncond-tiny")
