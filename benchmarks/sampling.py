@@ -2,7 +2,7 @@
 slice, for a whole video) on random models, or a real pipeline folder end to end (--checkpoint).
 
     python -m benchmarks.sampling [--sizes demo,bair] [--batch 1,8] [--device cpu|cuda] [--threads N]
-                                  [--compile] [--full] [--json out.json]
+                                  [--compile] [--quantize int8] [--full] [--json out.json]
     python -m benchmarks.sampling --checkpoint DIR [--batch 1] [--json out.json]
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from benchmarks.common import (AMP_DTYPES, CONDITIONS, ModelSize, Timing, add_co
                                build_models, measure, positive_ints, random_conditions, report, setup_device)
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
 from videogpt_core.prior import Condition, VideoGPT
+from videogpt_core.quantization import QUANTIZE_MODES
 from videogpt_core.sampling import draw, filter_logits
 
 MODULE = "benchmarks.sampling"
@@ -73,7 +74,7 @@ def window_starts(length: int, window: int) -> list[int]:
 
 
 def time_our_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, device: torch.device,
-                     amp: str, repeats: int) -> list[dict[str, Any]]:
+                     amp: str, repeats: int, quantize: str | None = None) -> list[dict[str, Any]]:
     """Median seconds per token step (decode_step + filter + draw) in windows at the start, middle and end."""
     t, h, w = prior.latent_shape
     length = t * h * w
@@ -82,7 +83,7 @@ def time_our_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, dev
     position_ids = torch.arange(length, device=device)
     generator = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad(), autocast(device, amp):
-        state = prior.start_decoding(batch, **inputs)
+        state = prior.start_decoding(batch, quantize=quantize, **inputs)
         first_logits = prior.prefill(state)
         # The cache before a window holds noise instead of prefilled keys and values: a step costs the same
         # whatever they hold, and prefilling thousands of tokens would take longer than the timing itself.
@@ -160,7 +161,8 @@ def time_first_slice_and_video(pipeline: VideoGPTPipeline, batch: int, repeats: 
 
 def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     vqvae, prior = build_models(size, args.cond, device)
-    pipeline = VideoGPTPipeline(vqvae, prior, device=device, amp_dtype=AMP_DTYPES[args.amp], compile=args.compile)
+    pipeline = VideoGPTPipeline(vqvae, prior, device=device, amp_dtype=AMP_DTYPES[args.amp], compile=args.compile,
+                                quantize=args.quantize)
     t, h, w = prior.latent_shape
     length, slice_len = t * h * w, h * w
     rows = []
@@ -168,7 +170,8 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
         inputs = random_conditions(prior, batch, device)
         with torch.no_grad():
             # What a generation pays once: conditioning (frame encoder), cache allocation, the start token.
-            start = measure(lambda: prior.prefill(prior.start_decoding(batch, **inputs)), device, repeats=3)
+            start = measure(lambda: prior.prefill(prior.start_decoding(batch, quantize=args.quantize, **inputs)),
+                            device, repeats=3)
             first_codes = torch.zeros(batch, 1, h, w, dtype=torch.long, device=device)
             all_codes = torch.zeros(batch, t, h, w, dtype=torch.long, device=device)
             decode_first = measure(lambda: pipeline.decode(first_codes), device, repeats=3, slow_s=2.0)
@@ -176,10 +179,10 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
         common = dict(size=size.name, batch=batch, tokens=length, start_s=start.median_s,
                       decode_first_slice_s=decode_first.median_s, decode_video_s=decode_all.median_s)
 
-        ours = time_our_windows(prior, batch, inputs, args.window, device, args.amp, args.repeats)
+        ours = time_our_windows(prior, batch, inputs, args.window, device, args.amp, args.repeats, args.quantize)
         points = [(r["position"], r["step_s"]) for r in ours]
         tokens_s = total_time(points, 0, length)
-        row = dict(common, sampler="ours (KV cache)", windows=ours,
+        row = dict(common, sampler="ours (KV cache)" + (f", {args.quantize}" if args.quantize else ""), windows=ours,
                    ms_per_step=1000 * tokens_s / length, tokens_per_s=batch * length / tokens_s,
                    first_slice_s=start.median_s + total_time(points, 0, slice_len)
                    + decode_first.median_s,
@@ -207,7 +210,7 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
 
 def benchmark_checkpoint(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     pipeline = load_pipeline(args.checkpoint, device=device, threads=args.threads, compile=args.compile,
-                             amp_dtype=AMP_DTYPES[args.amp])
+                             amp_dtype=AMP_DTYPES[args.amp], quantize=args.quantize)
     t, h, w = pipeline.prior.latent_shape
     rows = []
     for batch in args.batch:
@@ -234,6 +237,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="conditioning of the random priors (the reference BAIR prior: frame)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decode step, as the pipeline does")
     parser.add_argument("--amp", choices=list(AMP_DTYPES), default="none", help="autocast dtype")
+    parser.add_argument("--quantize", choices=QUANTIZE_MODES, default=None,
+                        help="int8 prior weights in the cached decode step (CPU only; the naive sampler stays float)")
     parser.add_argument("--window", type=int, default=16, help="tokens timed per window (ours)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per window (median)")
     parser.add_argument("--naive-points", type=int, default=3, help="positions timed for the naive sampler")
@@ -277,6 +282,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "one VQ-VAE decode of the whole grid (as generate()); x faster = naive video time / ours",
             "ms/token step: one step samples a token for every video in the batch; tokens/s counts all of them",
         ]
+    if args.quantize:
+        notes.append(f"--quantize {args.quantize}: the cached decode step's linear layers use {args.quantize} weights "
+                     "(one scale per output channel) and bfloat16 activations")
     notes.append(f"benchmark wall time {time.perf_counter() - started:.0f} s")
     report(title, MODULE, device, rows, COLUMNS, notes, args.json,
            extra=dict(settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()

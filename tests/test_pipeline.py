@@ -12,6 +12,7 @@ from tiny_models import LONGER_VQVAE, greedy_codes, tiny_pipeline
 from videogpt_core.checkpoints import save_pipeline
 from videogpt_core.data.transforms import to_model_video
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
+from videogpt_core.prior import VideoGPT
 
 
 def random_video(n_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -233,11 +234,17 @@ def test_sliding_window_shifts_actions_and_first_frame_with_the_window():
 
 
 @pytest.mark.slow
-def test_compiled_decode_step_samples_what_eager_samples():
-    # torch.compile(fullgraph=True) of the static-shape step: no graph breaks, same codes (about a minute).
+@pytest.mark.parametrize("shapes", ["dynamic", "static"])
+def test_compiled_decode_step_samples_what_eager_samples(shapes):
+    # torch.compile(fullgraph=True): no graph breaks, same codes. "dynamic" is what compile=True does on a
+    # CPU; "static" (position tensors, whole cache masked) is what it does on CUDA, compiled here on the CPU.
     eager = tiny_pipeline("class")
     twin = tiny_pipeline("class")
     compiled = VideoGPTPipeline(twin.vqvae, twin.prior, device="cpu", vqvae_bf16=False, compile=True)
+    assert compiled.compiled and not getattr(compiled.prior, "static_decode", False)
+    if shapes == "static":
+        twin.prior.decode_step = torch.compile(VideoGPT.decode_step.__get__(twin.prior), fullgraph=True)
+        twin.prior.static_decode = True
     for seed in (3, 4):
         expected = eager.generate(n=2, label="run", seed=seed, top_k=8)
         assert torch.equal(compiled.generate(n=2, label="run", seed=seed, top_k=8).codes, expected.codes)

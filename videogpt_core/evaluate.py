@@ -24,6 +24,7 @@ from videogpt_core.data import HDF5_SUFFIXES, open_dataset
 from videogpt_core.data.transforms import ClipWindows, from_model_video, resize_center_crop, to_model_video
 from videogpt_core.metrics import codebook_usage, fvd, i3d_features, load_i3d, psnr_per_frame, ssim
 from videogpt_core.pipeline import VideoGPTPipeline
+from videogpt_core.quantization import QUANTIZE_MODES
 from videogpt_core.prior import VideoGPT
 from videogpt_core.sampling import SamplingOptions, generate_codes
 from videogpt_core.vqvae import VQVAE
@@ -194,7 +195,8 @@ def sample_clips(pipeline: VideoGPTPipeline, batch: int, options: SamplingOption
         prefix = pipeline.vqvae.encode(prefix_video.to(pipeline.device)).flatten(1)
     codes = None
     for codes, _ in generate_codes(pipeline.prior, batch, frames=frames, labels=labels, actions=actions,
-                                   prefix=prefix, options=options, generator=generator):
+                                   prefix=prefix, options=options, generator=generator,
+                                   quantize=pipeline.quantize):
         pass
     return pipeline.decode(codes)
 
@@ -414,7 +416,7 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
              device: str | torch.device | None = None, seed: int = 0, frame_stride: int = 1,
              i3d: str | os.PathLike | None = None, fvd_samples: int = 256, world_samples: int = 16,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             cfg_scale: float | None = None, digit_classifier: str | os.PathLike | None = None,
+             cfg_scale: float | None = None, quantize: str | None = None, digit_classifier: str | os.PathLike | None = None,
              save_digit_classifier: str | os.PathLike | None = None, digit_classifier_steps: int = 400,
              progress: bool = False, command: str | None = None) -> dict[str, Any]:
     """Evaluate a VQ-VAE folder (reconstruction only) or a pipeline folder on a data set; returns a JSON-ready
@@ -441,7 +443,8 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     pipeline = None
     if prior is not None:
-        pipeline = VideoGPTPipeline(vqvae, prior, device=device, vqvae_bf16=False)  # float32 for evaluation
+        # The VQ-VAE in float32 for evaluation; the prior's decode step as asked (int8 to measure its cost).
+        pipeline = VideoGPTPipeline(vqvae, prior, device=device, vqvae_bf16=False, quantize=quantize)
         options.check(prior)
     vqvae = vqvae.to(device).eval()
     vq_config = vqvae.config
@@ -488,7 +491,7 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
         result["model"]["conditioning"] = {"n_cond_frames": cfg.n_cond_frames, "n_classes": cfg.n_classes,
                                            "action_dim": cfg.action_dim}
         result["sampling"] = {"temperature": temperature, "top_k": top_k, "top_p": top_p,
-                              "cfg_scale": cfg_scale}
+                              "cfg_scale": cfg_scale, "quantize": quantize}
     timings: dict[str, float] = {}
 
     def timed(name: str, run):
@@ -551,6 +554,8 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--cfg-scale", dict(type=float, default=None, metavar="G",
                          help="classifier-free guidance on the class / actions, for models trained with condition "
                               "dropout (default: off)")),
+    ("--quantize", dict(default=None, choices=QUANTIZE_MODES,
+                        help="sample with int8 prior weights (CPU; see `videogpt sample --quantize`)")),
     ("--digit-classifier", dict(default=None, metavar="DIR",
                                 help="digits: load this classifier instead of training one on the train clips")),
     ("--save-digit-classifier", dict(default=None, metavar="DIR", help="digits: save the classifier here")),
@@ -583,6 +588,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, device=args.device, seed=args.seed, frame_stride=args.frame_stride,
         i3d=args.i3d, fvd_samples=args.fvd_samples, world_samples=args.world_samples,
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, cfg_scale=args.cfg_scale,
+        quantize=args.quantize,
         digit_classifier=args.digit_classifier, save_digit_classifier=args.save_digit_classifier,
         digit_classifier_steps=args.digit_classifier_steps, progress=not args.quiet,
         command=_command_line(args))

@@ -17,6 +17,7 @@ from videogpt_core.attention import MultiHeadAttention
 from videogpt_core.checkpoints import PretrainedMixin
 from videogpt_core.config import VideoGPTConfig
 from videogpt_core.frame_encoder import FrameEncoder
+from videogpt_core.quantization import Int8Weight, check_quantize
 
 
 class GeLU2(nn.Module):
@@ -113,32 +114,38 @@ class DecodeState:
     code_inputs: torch.Tensor  # (n_codes, hidden): codebook vectors already through fc_in
     positions: torch.Tensor  # (L, hidden) position embeddings
     caches: list[tuple[torch.Tensor, torch.Tensor]]  # per block: K (B, heads, L, d_k), V (B, heads, L, d_v)
-    weights: list[dict[str, torch.Tensor]]  # per block: transposed (and Q/K/V-fused) weights, see below
-    out_weight: torch.Tensor  # fc_out, transposed
+    weights: list[dict[str, torch.Tensor | Int8Weight]]  # per block: decode-layout weights, see below
+    out_weight: torch.Tensor | Int8Weight  # fc_out, transposed (or int8)
     batch: int
 
 
-def _decode_weights(block: "PriorBlock") -> dict[str, torch.Tensor]:
+def _decode_matrix(weight: torch.Tensor, quantize: str | None) -> torch.Tensor | Int8Weight:
+    """An nn.Linear weight (out, in) in the decode step's layout: transposed float, or int8."""
+    return weight.t().contiguous() if quantize is None else Int8Weight.quantize(weight)
+
+
+def _decode_weights(block: "PriorBlock", quantize: str | None = None) -> dict[str, torch.Tensor | Int8Weight]:
     """A block's weights laid out for matrix-vector work: x @ W is about twice as fast on a CPU as
     F.linear(x, W^T) for one token, and Q, K, V come out of one product."""
     attn = block.attn
-    weights = {
-        "qkv": torch.cat([attn.w_qs.weight, attn.w_ks.weight, attn.w_vs.weight]).t().contiguous(),
-        "attn_out": attn.fc.weight.t().contiguous(), "attn_out_bias": attn.fc.bias,
-        "fc1": block.fc_block[0].weight.t().contiguous(), "fc1_bias": block.fc_block[0].bias,
-        "fc2": block.fc_block[2].weight.t().contiguous(), "fc2_bias": block.fc_block[2].bias,
+    matrices = {
+        "qkv": torch.cat([attn.w_qs.weight, attn.w_ks.weight, attn.w_vs.weight]), "attn_out": attn.fc.weight,
+        "fc1": block.fc_block[0].weight, "fc2": block.fc_block[2].weight,
     }
+    biases = {"attn_out_bias": attn.fc.bias, "fc1_bias": block.fc_block[0].bias, "fc2_bias": block.fc_block[2].bias}
     if block.use_frames:
-        weights["cross_q"] = block.enc_attn.w_qs.weight.t().contiguous()
-        weights["cross_out"] = block.enc_attn.fc.weight.t().contiguous()
-        weights["cross_out_bias"] = block.enc_attn.fc.bias
-    return weights
+        matrices.update(cross_q=block.enc_attn.w_qs.weight, cross_out=block.enc_attn.fc.weight)
+        biases["cross_out_bias"] = block.enc_attn.fc.bias
+    return {name: _decode_matrix(weight, quantize) for name, weight in matrices.items()} | biases
 
 
-def _linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def _linear(x: torch.Tensor, weight: torch.Tensor | Int8Weight, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x (..., in) -> (..., out) for a transposed float weight (in, out) or an Int8Weight."""
     flat = x.reshape(-1, x.shape[-1])
-    out = flat @ weight_t if bias is None else torch.addmm(bias, flat, weight_t)
-    return out.view(*x.shape[:-1], weight_t.shape[1])
+    if isinstance(weight, Int8Weight):
+        return weight.linear(flat, bias).view(*x.shape[:-1], weight.out_features)
+    out = flat @ weight if bias is None else torch.addmm(bias, flat, weight)
+    return out.view(*x.shape[:-1], weight.shape[1])
 
 
 class VideoGPT(PretrainedMixin, nn.Module):
@@ -325,8 +332,13 @@ class VideoGPT(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def start_decoding(self, batch: int, frames=None, labels=None, actions=None,
-                       drop: torch.Tensor | None = None) -> DecodeState:
-        """Compute once what every token needs and allocate the static KV caches."""
+                       drop: torch.Tensor | None = None, quantize: str | None = None) -> DecodeState:
+        """Compute once what every token needs and allocate the static KV caches.
+
+        quantize="int8" (CPU only): the step's linear layers use int8 weights with a scale per output
+        channel (about 2 % relative error in the logits at the reference BAIR size, random weights).
+        """
+        check_quantize(quantize, self.fc_in.weight.device)
         condition = self.condition(batch, frames, labels, actions, drop)
         weight = self.fc_in.weight
         dtype = weight.dtype
@@ -338,8 +350,8 @@ class VideoGPT(PretrainedMixin, nn.Module):
                   for _ in self.blocks]
         return DecodeState(condition=condition, code_inputs=self.fc_in(self.codebook),
                            positions=self.pos_embd.table(), caches=caches,
-                           weights=[_decode_weights(block) for block in self.blocks],
-                           out_weight=self.fc_out.weight.t().contiguous(), batch=batch)
+                           weights=[_decode_weights(block, quantize) for block in self.blocks],
+                           out_weight=_decode_matrix(self.fc_out.weight, quantize), batch=batch)
 
     def _cached_blocks(self, x: torch.Tensor, state: DecodeState, start: int | torch.Tensor) -> torch.Tensor:
         """Positions start .. start+n-1 of x (B, n, d), attending to the cache; writes their K/V into it.

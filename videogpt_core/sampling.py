@@ -74,9 +74,11 @@ def draw(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
 
 def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, actions=None,
                    prefix: torch.Tensor | None = None, options: SamplingOptions | None = None,
-                   generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, int]]:
+                   generator: torch.Generator | None = None,
+                   quantize: str | None = None) -> Iterator[tuple[torch.Tensor, int]]:
     """Sample a latent grid in raster order. Yields (codes (B, t, h, w), slices_done) each time a latent
-    time slice is complete; codes of unfinished slices are 0. `prefix` (B, n) holds known leading codes."""
+    time slice is complete; codes of unfinished slices are 0. `prefix` (B, n) holds known leading codes.
+    quantize: None (float weights) or "int8" (CPU), see `VideoGPT.start_decoding`."""
     options = options or SamplingOptions()
     options.check(prior)
     t, h, w = prior.latent_shape
@@ -96,7 +98,7 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
         labels = None if labels is None else torch.cat([labels, labels])
         actions = None if actions is None else torch.cat([actions, actions])
     state = prior.start_decoding(batch * (2 if drop is not None else 1), frames=frames, labels=labels,
-                                 actions=actions, drop=drop)
+                                 actions=actions, drop=drop, quantize=quantize)
 
     def pick(logits: torch.Tensor) -> torch.Tensor:
         if drop is not None:
