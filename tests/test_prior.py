@@ -211,6 +211,30 @@ def test_prefill_rejects_a_prefix_that_fills_the_grid():
         model.prefill(state, random_codes(1).flatten(1))
 
 
+@pytest.mark.parametrize("prefix, message", [
+    (torch.zeros(2, 3, dtype=torch.long), r"shape \(1, n\)"),  # batch 2 for a state of batch 1
+    (torch.zeros(1, 3), "integer codes"),
+    (torch.full((1, 3), N_CODES), r"codes must lie in \[0, "),
+    (torch.full((1, 3), -1), r"codes must lie in \[0, "),
+])
+def test_prefill_rejects_bad_prefixes(prefix, message):
+    model = make_prior("unconditional")
+    with pytest.raises(ValueError, match=message):
+        model.prefill(model.start_decoding(1), prefix)
+
+
+def test_decode_step_rejects_a_wrong_batch_or_position():
+    model = make_prior("unconditional")
+    state = model.start_decoding(2)
+    model.prefill(state)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        model.decode_step(state, torch.zeros(3, dtype=torch.long), 1)
+    for position in (0, math.prod(LATENT)):
+        with pytest.raises(ValueError, match="position must lie in"):
+            model.decode_step(state, torch.zeros(2, dtype=torch.long), position)
+    assert model.decode_step(state, torch.zeros(2, dtype=torch.long), 1).shape == (2, N_CODES)
+
+
 # ------------------------------------------------------------------------------------------------ building blocks
 
 

@@ -411,6 +411,14 @@ class VideoGPT(PretrainedMixin, nn.Module):
         (B, n_codes) for position n, i.e. the distribution of the first code to sample."""
         batch = state.batch
         x = self.sos.to(state.positions.dtype).expand(batch, 1, -1)
+        if prefix is not None:
+            if not isinstance(prefix, torch.Tensor) or prefix.is_floating_point() or prefix.dim() != 2 \
+                    or prefix.shape[0] != batch:
+                shape = tuple(prefix.shape) if isinstance(prefix, torch.Tensor) else type(prefix).__name__
+                raise ValueError(f"prefix must be integer codes of shape ({batch}, n), got {shape}")
+            if prefix.numel() and (prefix.min() < 0 or prefix.max() >= self.n_codes):
+                raise ValueError(f"prefix codes must lie in [0, {self.n_codes}), got [{prefix.min().item()}, "
+                                 f"{prefix.max().item()}]")
         if prefix is not None and prefix.shape[1]:
             if prefix.shape[1] >= self.config.seq_len:
                 raise ValueError(f"a prefix of {prefix.shape[1]} codes leaves nothing to sample "
@@ -422,6 +430,13 @@ class VideoGPT(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def decode_step(self, state: DecodeState, previous: torch.Tensor, position: int | torch.Tensor) -> torch.Tensor:
         """One token: `previous` (B,) is the code at position-1; returns logits (B, n_codes) for `position`
-        (a Python int, or a (1,) int64 tensor for the static-shape path that torch.compile can capture)."""
+        (a Python int, or a (1,) int64 tensor for the static-shape path that torch.compile can capture).
+        Codes are not range-checked here: that would cost a host sync per token (prefill checks its prefix)."""
+        if previous.shape != (state.batch,):
+            raise ValueError(f"previous must hold one code per sample, shape ({state.batch},), got "
+                             f"{tuple(previous.shape)}")
+        if isinstance(position, int) and not 0 < position < self.config.seq_len:
+            raise ValueError(f"position must lie in [1, {self.config.seq_len}) (0 is the start token: use "
+                             f"prefill), got {position}")
         x = (state.code_inputs[previous] + state.positions[position].view(1, -1))[:, None]
         return self._cached_blocks(x, state, position)[:, 0]
