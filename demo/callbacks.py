@@ -13,6 +13,7 @@ import json
 import math
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -184,8 +185,9 @@ class ModelInfo:
 class ModelRegistry:
     """The models the demo serves: configs read up front, weights loaded on first use and cached."""
 
-    def __init__(self, folders: dict[str, Path], device: str | None = None):
+    def __init__(self, folders: dict[str, Path], device: str | None = None, compile: bool = False):
         self.device = device
+        self.compile = compile  # torch.compile each decode step, compiled when the model is loaded
         self.infos: dict[str, ModelInfo] = {}
         self.problems: list[str] = []  # folders that could not be read, shown in the UI
         for name, path in folders.items():
@@ -199,8 +201,8 @@ class ModelRegistry:
 
     @classmethod
     def from_paths(cls, paths: Iterable[str | Path], device: str | None = None,
-                   must_exist: bool = True) -> "ModelRegistry":
-        return cls(find_pipeline_folders(paths, must_exist), device)
+                   must_exist: bool = True, compile: bool = False) -> "ModelRegistry":
+        return cls(find_pipeline_folders(paths, must_exist), device, compile)
 
     @property
     def names(self) -> list[str]:
@@ -220,7 +222,13 @@ class ModelRegistry:
             with self._lock:  # two first requests must not load the same weights twice
                 pipeline = self._pipelines.get(name)
                 if pipeline is None:
-                    pipeline = load_pipeline(info.path, device=self.device)
+                    pipeline = load_pipeline(info.path, device=self.device, compile=self.compile)
+                    try:
+                        pipeline.warm_up()  # compiles now, not in a user's first generation
+                    except Exception as error:  # e.g. no C++ compiler: serve the model uncompiled
+                        print(f"warning: could not compile model {name}, serving it uncompiled: {error}",
+                              file=sys.stderr)
+                        pipeline = load_pipeline(info.path, device=self.device)
                     self._pipelines[name] = pipeline
         return pipeline
 

@@ -14,6 +14,7 @@ from PIL import Image
 from demo import callbacks
 from demo.callbacks import ModelRegistry, OutputStore
 from demo.examples import ACTION_PRESETS, example_frames, example_videos, preset_actions
+from videogpt_core.pipeline import VideoGPTPipeline
 from videogpt_core.video_io import probe_stream, write_gif, write_mp4
 
 
@@ -92,6 +93,18 @@ def test_unreadable_folder_is_reported_not_fatal(folders, tmp_path):
 
 def test_models_are_loaded_once(registry):
     assert registry.pipeline("uncond-tiny") is registry.pipeline("uncond-tiny")
+
+
+def test_a_model_that_fails_to_compile_is_served_uncompiled(folders, monkeypatch, capsys):
+    def no_compiler(pipeline):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(VideoGPTPipeline, "warm_up", no_compiler)
+    registry = ModelRegistry({"digits-tiny": folders["digits-tiny"]}, device="cpu", compile=True)
+    pipeline = registry.pipeline("digits-tiny")
+    assert not pipeline.compiled
+    assert "could not compile model digits-tiny" in capsys.readouterr().err
+    assert pipeline.generate(label="one", seed=0).frames.shape[0] == 1
 
 
 def test_unknown_model_is_a_user_error(registry, store):

@@ -250,6 +250,28 @@ def test_compiled_decode_step_samples_what_eager_samples(shapes):
         assert torch.equal(compiled.generate(n=2, label="run", seed=seed, top_k=8).codes, expected.codes)
 
 
+@pytest.mark.slow
+def test_a_warmed_up_compiled_pipeline_never_compiles_again():
+    # Every call shape a generation makes (batch 1, batches from 2 with and without guidance, a video
+    # prefix, a sliding window) is served by the graphs warm_up compiles.
+    from torch._dynamo.utils import counters
+
+    pipeline = tiny_pipeline("all")
+    before = counters["stats"]["unique_graphs"]
+    pipeline.warm_up()  # not compiled: nothing to do
+    assert counters["stats"]["unique_graphs"] == before
+    compiled = VideoGPTPipeline(pipeline.vqvae, pipeline.prior, device="cpu", vqvae_bf16=False, compile=True)
+    compiled.warm_up()
+    graphs = counters["stats"]["unique_graphs"]
+    frames = np.full((2 * pipeline.config.frames_per_latent, 16, 16, 3), 90, np.uint8)
+    for n, cfg_scale, n_frames, given in ((1, None, None, frames[:1]), (1, 2.0, None, frames[:1]),
+                                          (3, None, None, frames), (2, 1.5, pipeline.sequence_length + 4, frames)):
+        actions = np.zeros((n_frames or pipeline.sequence_length, 2), np.float32)
+        compiled.generate(n=n, frames=given, label="run", actions=actions, cfg_scale=cfg_scale, seed=0,
+                          n_frames=n_frames)
+    assert counters["stats"]["unique_graphs"] == graphs
+
+
 def test_sliding_window_with_actions_and_frames(conditioned):
     n_frames = conditioned.sequence_length + 3
     result = conditioned.generate(seed=0, **conditioned_inputs(conditioned, n_frames))

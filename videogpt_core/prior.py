@@ -367,14 +367,18 @@ class VideoGPT(PretrainedMixin, nn.Module):
             mask = (torch.arange(self.config.seq_len, device=x.device) <= start).view(1, -1)
         else:
             end = start + n
-            steps = slice(start // hw, start // hw + 1) if n == 1 else torch.arange(start, end, device=x.device) // hw
+            steps = None if n == 1 else torch.arange(start, end, device=x.device) // hw
             # One query sees the whole prefix; a block of queries (prefill, from 0) is plainly causal.
             if n > 1 and start:
                 raise ValueError("several positions at once are only supported from position 0 (prefill)")
 
         def at_positions(affine):
             g, b = affine
-            return (g, b) if g.dim() == 1 else (g[:, steps], b[:, steps])
+            if g.dim() == 1:
+                return g, b
+            if steps is None:  # narrow, not a slice: a compiled step then serves every time step
+                return g.narrow(1, start // hw, 1), b.narrow(1, start // hw, 1)
+            return g[:, steps], b[:, steps]
 
         affines = iter(state.condition.norm_affines)
         for i, block in enumerate(self.blocks):

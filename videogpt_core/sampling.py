@@ -120,7 +120,9 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
         for position in range(n_known, length):
             if position > n_known:
                 where = position_ids[position:position + 1] if static else position
-                logits = prior.decode_step(state, doubled(codes[:, position - 1]), where)
-            codes[:, position] = pick(logits)
+                # The code drawn last step, as drawn (contiguous: a compiled step guards on strides).
+                logits = prior.decode_step(state, doubled(drawn), where)
+            drawn = pick(logits)
+            codes[:, position] = drawn
             if (position + 1) % slice_len == 0:
                 yield codes.view(batch, t, h, w), (position + 1) // slice_len
