@@ -24,7 +24,6 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pandas as pd
-import torch
 
 from demo.examples import action_column_names, example_frames, preset_actions
 from videogpt_core.config import VideoGPTConfig, VQVAEConfig, config_to_dict
@@ -877,9 +876,8 @@ def reconstruct(registry: ModelRegistry, store: OutputStore, model_name: str | N
     frames = read_clip(path, info.resolution, max_frames, step)  # (T, H, W, 3)
     pipeline = registry.pipeline(info.name)
     video = to_model_video(frames)[None].to(pipeline.device)  # (1, 3, T, H, W)
-    with torch.no_grad():
-        codes = pipeline.vqvae.encode(video)  # (1, t, h, w)
-        recon = pipeline.decode(codes)[0]  # (T, H, W, 3) uint8
+    recon, codes = pipeline.reconstruct(video)  # window by window, as the VQ-VAE was trained
+    recon = recon[0]  # (T, H, W, 3) uint8
     per_frame = psnr_per_frame(to_model_video(frames)[None], to_model_video(recon)[None]).numpy()
     error = np.abs(recon.astype(np.float32) - frames.astype(np.float32)).mean(-1) / 255.0
     heat = heatmap(error / ERROR_HEATMAP_RANGE)

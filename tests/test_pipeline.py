@@ -94,6 +94,38 @@ def test_stream_yields_every_slice_and_ends_with_generate(plain):
         assert torch.equal(update.codes, result.codes[:, : update.codes.shape[1]])
 
 
+def test_each_later_window_continues_the_re_encoded_frames_before_it(longer):
+    t, h, w = longer.prior.latent_shape  # 3 slices of 2 frames
+    fpl = longer.config.frames_per_latent
+    result = longer.generate(seed=2, n_frames=(t + 2) * fpl)
+    frames, codes = result.frames, result.codes
+    assert codes.shape[1] == t + 2
+    np.testing.assert_array_equal(frames[:, : t * fpl], longer.decode(codes[:, :t]))  # the first window, whole
+    for new in (t, t + 1):
+        # The window's first t-1 slices: the frames shown before it, encoded together; its last: new codes.
+        recent = to_model_video(frames[0, (new - t + 1) * fpl: new * fpl])[None]
+        kept = longer.encode_prefix(recent, t - 1)
+        window = longer.decode(torch.cat([kept, codes[:, new:new + 1]], dim=1))
+        np.testing.assert_array_equal(frames[:, new * fpl:(new + 1) * fpl], window[:, -fpl:])
+
+
+def test_reconstruct_encodes_and_decodes_window_by_window(longer):
+    length, fpl = longer.sequence_length, longer.config.frames_per_latent  # 6 frames, 2 per slice
+    video = to_model_video(random_video(length + 4, 16, 16))[None]
+    frames, codes = longer.reconstruct(video)
+    assert frames.shape == (1, length + 4, 16, 16, 3) and codes.shape[1] == (length + 4) // fpl
+    with torch.no_grad():
+        first = longer.vqvae.encode(video[:, :, :length])
+        tail = longer.vqvae.encode(video[:, :, 4:])  # the whole window ending at the clip's end
+    np.testing.assert_array_equal(frames[:, :length], longer.decode(first))
+    np.testing.assert_array_equal(frames[:, length:], longer.decode(tail)[:, 2:])
+    assert torch.equal(codes, torch.cat([first, tail[:, 1:]], dim=1))
+    short, short_codes = longer.reconstruct(video[:, :, :4])  # shorter than a window: completed, then cut
+    assert short.shape[1] == 4 and short_codes.shape[1] == 2
+    with pytest.raises(ValueError, match="multiple of 2"):
+        longer.reconstruct(video[:, :, :5])
+
+
 def test_shorter_video_than_the_window(longer):
     result = longer.generate(seed=0, n_frames=3)
     assert result.frames.shape[1] == 3
@@ -199,21 +231,32 @@ def test_sliding_window_gives_the_requested_frames(longer, n_frames):
     np.testing.assert_array_equal(updates[-1].frames, result.frames)
 
 
+def test_a_one_slice_window_slides_on_its_last_frames():
+    pipeline = tiny_pipeline("frames", vqvae_overrides=dict(sequence_length=2))  # t = 1 slice of 2 frames
+    assert pipeline.prior.latent_shape[0] == 1
+    updates = list(pipeline.stream(frames=random_video(1, 16, 16), n_frames=6, seed=0))
+    assert [u.frames.shape[1] for u in updates] == [2, 4, 6]
+    np.testing.assert_array_equal(updates[-1].frames, pipeline.generate(frames=random_video(1, 16, 16),
+                                                                        n_frames=6, seed=0).frames)
+
+
 def test_sliding_window_with_top_k_1_is_deterministic_greedy_continuation(longer):
     t, h, w = longer.prior.latent_shape
     result = longer.generate(seed=0, top_k=1, n_frames=10)
     assert torch.equal(result.codes, longer.generate(seed=99, top_k=1, n_frames=10).codes)
     codes = result.codes
     assert torch.equal(codes[:, :t], greedy_codes(longer.prior, 1))
-    for first in range(1, codes.shape[1] - t + 1):
-        # Each new slice continues the last t-1 slices as if they were the start of a video.
-        window = greedy_codes(longer.prior, 1, prefix=codes[:, first:first + t - 1].flatten(1))
-        assert torch.equal(codes[:, first + t - 1], window[:, t - 1])
+    fpl = longer.config.frames_per_latent
+    for new in range(t, codes.shape[1]):
+        # Each new slice continues the frames of the last t-1 slices, re-encoded, as the start of a video.
+        recent = to_model_video(result.frames[0, (new - t + 1) * fpl: new * fpl])[None]
+        window = greedy_codes(longer.prior, 1, prefix=longer.encode_prefix(recent, t - 1).flatten(1))
+        assert torch.equal(codes[:, new], window[:, t - 1])
 
 
 def test_sliding_window_shifts_actions_and_first_frame_with_the_window():
     # Window k starts at latent slice k: it sees the action rows of its own frames and, as its conditioning
-    # frame, the first decoded frame of the slices it keeps.
+    # frame, the first frame of the slices it keeps (whose frames, re-encoded, are its prefix).
     pipeline = tiny_pipeline("all", vqvae_overrides=LONGER_VQVAE, seed=5)
     prior, fpl = pipeline.prior, pipeline.config.frames_per_latent
     t = prior.latent_shape[0]
@@ -226,9 +269,9 @@ def test_sliding_window_shifts_actions_and_first_frame_with_the_window():
     first_frame = pipeline.prepare_frames(image)
     assert torch.equal(codes[:, :t], greedy_codes(prior, 1, frames=first_frame, labels=labels,
                                                   actions=torch.from_numpy(actions[: t * fpl])[None]))
-    with torch.no_grad():
-        window_frame = pipeline.vqvae.decode(codes[:, 1:t])[:, :, :1].clamp(-0.5, 0.5)
-    window = greedy_codes(prior, 1, prefix=codes[:, 1:t].flatten(1), frames=window_frame, labels=labels,
+    recent = to_model_video(result.frames[0, fpl: t * fpl])[None]
+    window = greedy_codes(prior, 1, prefix=pipeline.encode_prefix(recent, t - 1).flatten(1),
+                          frames=recent[:, :, :1], labels=labels,
                           actions=torch.from_numpy(actions[fpl:(t + 1) * fpl])[None])
     assert torch.equal(codes[:, t], window[:, t - 1])
 
