@@ -24,8 +24,8 @@ from videogpt_core.data import HDF5_SUFFIXES, open_dataset
 from videogpt_core.data.transforms import ClipWindows, from_model_video, resize_center_crop, to_model_video
 from videogpt_core.metrics import codebook_usage, fvd, i3d_features, load_i3d, psnr_per_frame, ssim
 from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.quantization import QUANTIZE_MODES
 from videogpt_core.prior import VideoGPT
+from videogpt_core.quantization import QUANTIZE_MODES
 from videogpt_core.sampling import SamplingOptions, generate_codes
 from videogpt_core.vqvae import VQVAE
 

@@ -61,8 +61,8 @@ class VideoGPTPipeline:
         decoding is often fastest with 1). amp_dtype: autocast dtype on CUDA (torch.bfloat16 /
         torch.float16). vqvae_bf16: decode frames in bfloat16 on the CPU (default: where the CPU has native
         bf16). compile: torch.compile the decode step (on CUDA with static shapes and CUDA graphs,
-        mode='reduce-overhead'; on a CPU with a dynamic cache length; the first generation of each batch
-        size pays the compilation, about 20 s at the reference BAIR size).
+        mode='reduce-overhead'; on a CPU with a dynamic cache length). Compiling takes 20-60 s: `warm_up()`
+        does it up front, else the first generations pay it.
         quantize: 'int8' samples with int8 prior weights (CPU only; faster at batch 1, logits within ~2 %)."""
         if vqvae.latent_shape != prior.latent_shape or vqvae.n_codes != prior.n_codes:
             raise ValueError(f"the prior models {prior.latent_shape} grids of {prior.n_codes} codes, the VQ-VAE "
