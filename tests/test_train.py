@@ -405,6 +405,19 @@ from videogpt_core import train
 
 rank = int(os.environ.get("RANK", "0"))
 
+if {slow_worker_start!r}:
+    # Widen the gap between torch's worker signal handlers and worker_init_fn, and say when it opens.
+    import time
+    from torch.utils.data._utils import signal_handling
+    torch_handlers = signal_handling._set_worker_signal_handlers
+
+    def slow_handlers():
+        torch_handlers()
+        open(os.path.join({out!r}, "worker-starting"), "w").close()
+        time.sleep(2)
+
+    signal_handling._set_worker_signal_handlers = slow_handlers
+
 def dump(trainer):
     # This process's own copy of the model after each step: the parent compares the processes.
     state = {{k: v.detach().contiguous() for k, v in trainer.task.model.state_dict().items()}}
@@ -420,9 +433,10 @@ sys.exit(train._exit_code(result))
 """
 
 
-def _script(tmp_path, out, dump=False, **changes):
+def _script(tmp_path, out, dump=False, slow_worker_start=False, **changes):
     path = tmp_path / "run_train.py"
-    path.write_text(_SCRIPT.format(tests=str(REPO / "tests"), out=str(out), changes=changes, dump=dump))
+    path.write_text(_SCRIPT.format(tests=str(REPO / "tests"), out=str(out), changes=changes, dump=dump,
+                                   slow_worker_start=slow_worker_start))
     return path
 
 
@@ -453,6 +467,24 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, whole_group):
     logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
     assert state["step"] == logged[-1] >= 3 and "continue with --resume" in output
     assert VQVAE.from_pretrained(run / "model").codebook.initialized
+
+
+@pytest.mark.slow
+def test_a_group_signal_while_a_worker_starts_stops_the_run_cleanly(tmp_path):
+    # A worker signalled before its worker_init_fn runs must not die (it would take the run with it).
+    run = tmp_path / "run"
+    run.mkdir()
+    script = _script(tmp_path, run, slow_worker_start=True, steps=100_000, num_workers=1)
+    process = subprocess.Popen([sys.executable, str(script)], env=_env(), start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "worker-starting").exists():
+        time.sleep(0.05)
+    assert process.poll() is None, process.stdout.read()
+    os.killpg(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, output
+    assert train.load_checkpoint(run)["state"]["step"] >= 1 and "continue with --resume" in output
 
 
 @pytest.mark.slow

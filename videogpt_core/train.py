@@ -273,11 +273,32 @@ class SeededItems(Dataset):
             torch.set_rng_state(torch_state)
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _worker_init(_worker_id: int) -> None:
     # Ctrl-C, `timeout` and schedulers signal the whole process group: let the main process save a
     # checkpoint (it shuts its workers down itself) instead of having its workers die under it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Ignoring a blocked signal discards it if it is pending (see _start_workers).
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+def _start_workers(loader: DataLoader) -> Iterator:
+    """iter(loader), with its worker processes forked while SIGINT / SIGTERM are blocked.
+
+    A worker installs torch's SIGTERM handler (which kills it) before its worker_init_fn runs; a group
+    signal in between would kill it under the main process. Forked with the signals blocked, the
+    worker holds them pending until _worker_init ignores them; the main process gets its own when
+    the mask is restored here."""
+    if not loader.num_workers:
+        return iter(loader)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 # =============================================================================================
@@ -568,7 +589,7 @@ class Trainer:
             sampler = EpochBatchSampler(len(self.train_dataset), self.config.batch_size, self.config.seed,
                                         self.epoch, self.rank, self.world_size, start_batch=self.batch_in_epoch)
             loader = self._loader(self.train_dataset, sampler, _mix_seed(self.config.seed, self.epoch, self.rank))
-            for batch in loader:
+            for batch in _start_workers(loader):
                 self.batch_in_epoch += 1
                 yield self._to_device(batch)
             self.epoch += 1
