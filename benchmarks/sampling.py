@@ -83,7 +83,7 @@ def time_our_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, dev
     position_ids = torch.arange(length, device=device)
     generator = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad(), autocast(device, amp):
-        state = prior.start_decoding(batch, quantize=quantize, **inputs)
+        state = prior.start_decoding(batch, quantize=quantize, static=static, **inputs)
         first_logits = prior.prefill(state)
         # The cache before a window holds noise instead of prefilled keys and values: a step costs the same
         # whatever they hold, and prefilling thousands of tokens would take longer than the timing itself.
@@ -105,6 +105,7 @@ def time_our_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, dev
 
         timing = measure(run, device, warmup=3 if static else 1, repeats=repeats)
         results.append(dict(position=start + window // 2, tokens=window, step_s=timing.median_s / window))
+    state.release()
     return results
 
 

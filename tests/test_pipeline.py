@@ -11,7 +11,7 @@ import torch
 from tiny_models import LONGER_VQVAE, greedy_codes, tiny_pipeline
 from videogpt_core.checkpoints import save_pipeline
 from videogpt_core.data.transforms import to_model_video
-from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
+from videogpt_core.pipeline import VideoGPTPipeline, compile_decode_step, load_pipeline
 from videogpt_core.prior import VideoGPT
 
 
@@ -286,11 +286,44 @@ def test_compiled_decode_step_samples_what_eager_samples(shapes):
     compiled = VideoGPTPipeline(twin.vqvae, twin.prior, device="cpu", vqvae_bf16=False, compile=True)
     assert compiled.compiled and not getattr(compiled.prior, "static_decode", False)
     if shapes == "static":
-        twin.prior.decode_step = torch.compile(VideoGPT.decode_step.__get__(twin.prior), fullgraph=True)
-        twin.prior.static_decode = True
+        twin.prior.decode_step = VideoGPT.decode_step.__get__(twin.prior)  # undo the CPU compile
+        compile_decode_step(twin.prior, cuda_graphs=True)
     for seed in (3, 4):
         expected = eager.generate(n=2, label="run", seed=seed, top_k=8)
         assert torch.equal(compiled.generate(n=2, label="run", seed=seed, top_k=8).codes, expected.codes)
+
+
+@pytest.mark.slow
+def test_the_cuda_graph_step_writes_only_static_inputs(monkeypatch):
+    # CUDA graph trees skip a graph that writes into a tensor they would copy in at each replay ("skipping
+    # cudagraphs due to mutated inputs"): the KV caches must be static inputs, and so should all the state
+    # (else it is copied every token). Checked on the graph inductor compiles, here on the CPU.
+    import inspect
+
+    import torch._inductor.output_code as output_code
+
+    graphs = []
+    init = output_code.CompiledFxGraph.__init__
+
+    def record(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        bound = inspect.signature(init).bind(self, *args, **kwargs).arguments
+        graphs.append((set(self.mutated_input_idxs), set(bound["static_input_idxs"]),
+                       len(bound["example_inputs"])))
+
+    monkeypatch.setattr(output_code.CompiledFxGraph, "__init__", record)
+    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)  # a cached graph skips __init__
+    torch._dynamo.reset()
+    pipeline = tiny_pipeline("all")
+    compile_decode_step(pipeline.prior, cuda_graphs=True)
+    actions = np.zeros((pipeline.sequence_length, pipeline.config.action_dim), np.float32)
+    pipeline.generate(n=1, frames=np.full((1, 16, 16, 3), 90, np.uint8), label="run", actions=actions, seed=0)
+    pipeline.generate(n=1, frames=np.full((1, 16, 16, 3), 30, np.uint8), label="walk", actions=actions + 1,
+                      seed=1)
+    assert len(graphs) == 1  # the second generation reuses the graph: same shapes, same state
+    mutated, static, n_inputs = graphs[0]
+    assert len(mutated) == 2 * pipeline.config.n_layers and mutated <= static
+    assert n_inputs - len(static) <= 2  # the previous code and the position; any symbolic sizes would add
 
 
 @pytest.mark.slow

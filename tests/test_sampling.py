@@ -40,11 +40,13 @@ def test_cached_logits_equal_teacher_forced_forward(vqvae, conditioning, static)
     length = flat.shape[1]
     # Prefixes: none, one token, inside the first slice, exactly one slice, all but the last token.
     for n_known in (0, 1, 5, 16, length - 1):
-        state = prior.start_decoding(2, **inputs)
+        # static: the state kept for CUDA graphs, refilled for each prefix (its caches hold the last one's).
+        state = prior.start_decoding(2, static=static, **inputs)
         logits = [prior.prefill(state, flat[:, :n_known])]
         for position in range(n_known + 1, length):
             where = torch.tensor([position]) if static else position
             logits.append(prior.decode_step(state, flat[:, position - 1], where))
+        state.release()
         cached = torch.stack(logits, dim=1)
         difference = (cached - full[:, n_known:]).abs().max().item()
         assert difference < 1e-4, f"prefix {n_known}: cached logits differ by {difference}"
@@ -93,6 +95,42 @@ def test_static_position_loop_samples_the_same_codes(vqvae):
     finally:
         del prior.static_decode
     assert torch.equal(eager, static)
+
+
+def test_static_decoding_keeps_one_state_per_shape_for_one_generation_at_a_time(vqvae):
+    # A CUDA graph is recorded on the state's addresses: each generation must decode in the same tensors,
+    # refilled with its own inputs, and two generations at once must not share them.
+    from videogpt_core.prior import _state_tensors
+
+    prior = tiny_prior(vqvae, "all")
+    inputs, other = random_inputs(prior, batch=2, seed=2), random_inputs(prior, batch=2, seed=5)
+    first = prior.start_decoding(2, static=True, **inputs)
+    addresses = [t.data_ptr() for t in _state_tensors(first)]
+    assert not set(addresses) & {p.data_ptr() for p in prior.parameters()}  # copies, not the weights
+    busy = prior.start_decoding(2, static=True, **inputs)
+    assert busy is not first and not set(addresses) & {t.data_ptr() for t in _state_tensors(busy)}
+    first.release()
+    again = prior.start_decoding(2, static=True, **other)
+    assert again is first and [t.data_ptr() for t in _state_tensors(again)] == addresses
+    fresh = prior.start_decoding(2, **other)
+    assert all(torch.equal(a, b) for a, b in zip(_state_tensors(again), _state_tensors(fresh), strict=True))
+    single = prior.start_decoding(1, static=True, **random_inputs(prior, batch=1))
+    assert single is not first and single is not busy
+    with pytest.raises(ValueError, match="quantize"):
+        prior.start_decoding(1, static=True, quantize="int8")
+
+    # The sampling loop gives its state back when it finishes and when it is stopped early.
+    for state in (again, busy, single):
+        state.release()
+    prior.static_decode = True
+    try:
+        steps = generate_codes(prior, 2, generator=torch.Generator().manual_seed(0), **inputs)
+        next(steps)
+        assert sum(state.in_use for states in prior._static_states.values() for state in states) == 1
+        steps.close()
+        assert not any(state.in_use for states in prior._static_states.values() for state in states)
+    finally:
+        del prior.static_decode
 
 
 def test_generate_codes_yields_once_per_slice_and_fills_slices_in_order(vqvae):

@@ -53,6 +53,19 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def compile_decode_step(prior: VideoGPT, cuda_graphs: bool) -> None:
+    """torch.compile the prior's decode step (for CUDA graphs, or for a CPU)."""
+    if cuda_graphs:
+        # Static shapes (a position tensor, the whole cache under a mask; a graph per batch size) and a
+        # decode state at fixed addresses, so a CUDA graph recorded once replays for every token.
+        prior.decode_step = torch.compile(prior.decode_step, mode="reduce-overhead", fullgraph=True, dynamic=False)
+        prior.static_decode = True
+    else:
+        # A CPU step should read only the filled part of the cache, so its length stays dynamic; compiling
+        # fuses the step's few hundred small ops (BAIR size, int8: 12.4 -> 10.2 ms per token here).
+        prior.decode_step = torch.compile(prior.decode_step, dynamic=True, fullgraph=True)
+
+
 class VideoGPTPipeline:
     def __init__(self, vqvae: VQVAE, prior: VideoGPT, device: str | torch.device | None = None,
                  threads: int | None = None, amp_dtype: torch.dtype | None = None,
@@ -79,14 +92,8 @@ class VideoGPTPipeline:
             vqvae_bf16 = self.device.type == "cpu" and cpu_supports_bf16()
         self.vqvae_bf16 = vqvae_bf16 and self.device.type == "cpu"
         self.compiled = compile
-        if compile and self.device.type == "cuda":
-            # Static shapes (a position tensor, the whole cache under a mask) so a CUDA graph can replay it.
-            self.prior.decode_step = torch.compile(self.prior.decode_step, mode="reduce-overhead", fullgraph=True)
-            self.prior.static_decode = True
-        elif compile:
-            # A CPU step should read only the filled part of the cache, so its length stays dynamic; compiling
-            # fuses the step's few hundred small ops (BAIR size, int8: 12.4 -> 10.2 ms per token here).
-            self.prior.decode_step = torch.compile(self.prior.decode_step, dynamic=True, fullgraph=True)
+        if compile:
+            compile_decode_step(self.prior, cuda_graphs=self.device.type == "cuda")
 
     def warm_up(self, batches: tuple[int, ...] = (1, 2)) -> None:
         """Compile the decode step now for these numbers of sequences (n samples, doubled under guidance)
@@ -95,21 +102,25 @@ class VideoGPTPipeline:
         if not self.compiled:
             return
         cfg = self.prior.config
+        static = getattr(self.prior, "static_decode", False)  # the CUDA-graph step takes a position tensor
         with torch.no_grad(), self._autocast():
             for batch in batches:
                 state = self.prior.start_decoding(
-                    batch, quantize=self.quantize,
+                    batch, quantize=self.quantize, static=static,
                     frames=torch.zeros(batch, 3, cfg.n_cond_frames, cfg.resolution, cfg.resolution,
                                        device=self.device) if cfg.n_cond_frames else None,
                     labels=torch.zeros(batch, dtype=torch.long, device=self.device) if cfg.n_classes else None,
                     actions=torch.zeros(batch, cfg.sequence_length, cfg.action_dim, device=self.device)
                     if cfg.action_dim else None)
                 codes = self.prior.prefill(state).argmax(-1)
-                static = getattr(self.prior, "static_decode", False)  # the CUDA-graph step takes a position tensor
+                if static:  # one graph for every position; CUDA graph trees run it once, then record it
+                    for position in (1, 2, 3):
+                        self.prior.decode_step(state, codes, torch.full((1,), position, device=self.device))
+                    state.release()  # generations reuse it, and the graph recorded on its addresses
+                    continue
                 # The last position gets a graph of its own: its view of the cache is the whole cache.
                 for position in (1, cfg.seq_len - 1):
-                    self.prior.decode_step(state, codes, torch.full((1,), position, device=self.device)
-                                           if static else position)
+                    self.prior.decode_step(state, codes, position)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **kwargs) -> "VideoGPTPipeline":

@@ -7,6 +7,7 @@ implementation where it has the same parts, so its checkpoints convert with a fe
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -106,7 +107,7 @@ class Condition:
     frame_kv: list[tuple[torch.Tensor, torch.Tensor]] | None  # per block: cross-attention K, V
 
 
-@dataclass
+@dataclass(eq=False)  # a state is itself, not its values
 class DecodeState:
     """Everything `decode_step` reads, prepared by `start_decoding` so each token costs O(1) lookups."""
 
@@ -117,6 +118,23 @@ class DecodeState:
     weights: list[dict[str, torch.Tensor | Int8Weight]]  # per block: decode-layout weights, see below
     out_weight: torch.Tensor | Int8Weight  # fc_out, transposed (or int8)
     batch: int
+    in_use: bool = False  # a kept (static) state between start_decoding and release()
+
+    def release(self) -> None:
+        """Done decoding: a kept state may serve the next generation (a no-op for other states)."""
+        self.in_use = False
+
+
+_KEPT_STATES_LOCK = threading.Lock()  # two generations must not take the same kept state
+
+
+def _state_tensors(state: DecodeState) -> list[torch.Tensor]:
+    """Every tensor a float DecodeState holds, in a fixed order."""
+    tensors = [t for pair in state.condition.norm_affines for t in pair]
+    tensors += [t for pair in state.condition.frame_kv or () for t in pair]
+    tensors += [state.code_inputs, state.positions] + [t for pair in state.caches for t in pair]
+    tensors += [t for weights in state.weights for t in weights.values()] + [state.out_weight]
+    return tensors
 
 
 def _decode_matrix(weight: torch.Tensor, quantize: str | None) -> torch.Tensor | Int8Weight:
@@ -176,6 +194,7 @@ class VideoGPT(PretrainedMixin, nn.Module):
         self.norm = PriorLayerNorm(d, config.cond_dim, config.n_classes)
         self.fc_out = nn.Linear(d, config.n_codes, bias=False)
         nn.init.zeros_(self.fc_out.weight)
+        self._static_states: dict[tuple, list[DecodeState]] = {}  # see start_decoding(static=True)
 
     @classmethod
     def for_vqvae(cls, vqvae, **kwargs) -> "VideoGPT":
@@ -332,13 +351,20 @@ class VideoGPT(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def start_decoding(self, batch: int, frames=None, labels=None, actions=None,
-                       drop: torch.Tensor | None = None, quantize: str | None = None) -> DecodeState:
+                       drop: torch.Tensor | None = None, quantize: str | None = None,
+                       static: bool = False) -> DecodeState:
         """Compute once what every token needs and allocate the static KV caches.
 
         quantize="int8" (CPU only): the step's linear layers use int8 weights with a scale per output
         channel (about 2 % relative error in the logits at the reference BAIR size, random weights).
+        static=True, for a step replayed as a CUDA graph: the state's tensors stay at the same addresses
+        from one generation to the next (kept by the model per shape, refilled here) and are marked
+        static, so the graph may write the KV caches and is recorded once, not per generation. Call the
+        state's release() when done; generations running at once each get a state of their own.
         """
         check_quantize(quantize, self.fc_in.weight.device)
+        if static and quantize is not None:
+            raise ValueError("quantize is for the CPU decode step; static=True is for CUDA graphs: use one")
         condition = self.condition(batch, frames, labels, actions, drop)
         weight = self.fc_in.weight
         dtype = weight.dtype
@@ -348,10 +374,43 @@ class VideoGPT(PretrainedMixin, nn.Module):
         caches = [(torch.zeros(batch, cfg.n_heads, length, head.d_k, device=weight.device, dtype=dtype),
                    torch.zeros(batch, cfg.n_heads, length, head.d_v, device=weight.device, dtype=dtype))
                   for _ in self.blocks]
-        return DecodeState(condition=condition, code_inputs=self.fc_in(self.codebook),
-                           positions=self.pos_embd.table(), caches=caches,
-                           weights=[_decode_weights(block, quantize) for block in self.blocks],
-                           out_weight=_decode_matrix(self.fc_out.weight, quantize), batch=batch)
+        state = DecodeState(condition=condition, code_inputs=self.fc_in(self.codebook),
+                            positions=self.pos_embd.table(), caches=caches,
+                            weights=[_decode_weights(block, quantize) for block in self.blocks],
+                            out_weight=_decode_matrix(self.fc_out.weight, quantize), batch=batch)
+        return self._kept_state(state) if static else state
+
+    def _kept_state(self, fresh: DecodeState) -> DecodeState:
+        """A free kept state of fresh's shapes, refilled with fresh's values (a copy of fresh if none)."""
+        tensors = _state_tensors(fresh)
+        key = tuple((t.shape, t.dtype, t.device) for t in tensors)
+        with _KEPT_STATES_LOCK:
+            kept = next((state for state in self._static_states.get(key, ()) if not state.in_use), None)
+            if kept is not None:
+                kept.in_use = True
+        if kept is None:
+            # Copies: the model's own parameters must not be marked, nor refilled in place later.
+            kept = DecodeState(**vars(fresh))
+            copies = iter([t.clone() for t in tensors])
+            cond = fresh.condition
+            kept.condition = Condition([(next(copies), next(copies)) for _ in cond.norm_affines],
+                                       None if cond.frame_kv is None else
+                                       [(next(copies), next(copies)) for _ in cond.frame_kv])
+            kept.code_inputs, kept.positions = next(copies), next(copies)
+            kept.caches = [(next(copies), next(copies)) for _ in fresh.caches]
+            kept.weights = [{name: next(copies) for name in weights} for weights in fresh.weights]
+            kept.out_weight = next(copies)
+            from torch._dynamo import mark_static_address
+
+            for tensor in _state_tensors(kept):
+                mark_static_address(tensor)
+            kept.in_use = True
+            with _KEPT_STATES_LOCK:
+                self._static_states.setdefault(key, []).append(kept)
+        else:
+            for target, source in zip(_state_tensors(kept), tensors, strict=True):
+                target.copy_(source)
+        return kept
 
     def _cached_blocks(self, x: torch.Tensor, state: DecodeState, start: int | torch.Tensor) -> torch.Tensor:
         """Positions start .. start+n-1 of x (B, n, d), attending to the cache; writes their K/V into it.

@@ -97,8 +97,11 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
         frames = None if frames is None else torch.cat([frames, frames])
         labels = None if labels is None else torch.cat([labels, labels])
         actions = None if actions is None else torch.cat([actions, actions])
+    # A compiled CUDA step (CUDA graphs) wants static shapes, a position tensor and a state at fixed
+    # addresses; eager decoding a Python int.
+    static = getattr(prior, "static_decode", False)
     state = prior.start_decoding(batch * (2 if drop is not None else 1), frames=frames, labels=labels,
-                                 actions=actions, drop=drop, quantize=quantize)
+                                 actions=actions, drop=drop, quantize=quantize, static=static)
 
     def pick(logits: torch.Tensor) -> torch.Tensor:
         if drop is not None:
@@ -109,20 +112,21 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
     def doubled(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, x]) if drop is not None else x
 
-    # A compiled decode step wants a position tensor (static shapes); eager decoding a Python int.
-    static = getattr(prior, "static_decode", False)
     position_ids = torch.arange(length, device=device)
 
     for done in range(n_known // slice_len):
         yield codes.view(batch, t, h, w), done + 1
-    with torch.no_grad():
-        logits = prior.prefill(state, doubled(codes[:, :n_known]))
-        for position in range(n_known, length):
-            if position > n_known:
-                where = position_ids[position:position + 1] if static else position
-                # The code drawn last step, as drawn (contiguous: a compiled step guards on strides).
-                logits = prior.decode_step(state, doubled(drawn), where)
-            drawn = pick(logits)
-            codes[:, position] = drawn
-            if (position + 1) % slice_len == 0:
-                yield codes.view(batch, t, h, w), (position + 1) // slice_len
+    try:
+        with torch.no_grad():
+            logits = prior.prefill(state, doubled(codes[:, :n_known]))
+            for position in range(n_known, length):
+                if position > n_known:
+                    where = position_ids[position:position + 1] if static else position
+                    # The code drawn last step, as drawn (contiguous: a compiled step guards on strides).
+                    logits = prior.decode_step(state, doubled(drawn), where)
+                drawn = pick(logits)
+                codes[:, position] = drawn
+                if (position + 1) % slice_len == 0:
+                    yield codes.view(batch, t, h, w), (position + 1) // slice_len
+    finally:  # also when the caller stops early (closes this generator)
+        state.release()
