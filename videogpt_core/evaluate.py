@@ -191,8 +191,9 @@ def sample_clips(pipeline: VideoGPTPipeline, batch: int, options: SamplingOption
     cross-attention, labels (B,), actions (B, T, A), or prefix_video (B, 3, k, res, res) whose codes start
     the grid (video prediction). Returns uint8 (B, T, H, W, 3)."""
     prefix = None
-    if prefix_video is not None:
-        prefix = pipeline.vqvae.encode(prefix_video.to(pipeline.device)).flatten(1)
+    if prefix_video is not None:  # encoded inside a whole window, as the pipeline's video prediction does
+        n_slices = prefix_video.shape[2] // pipeline.config.frames_per_latent
+        prefix = pipeline.encode_prefix(prefix_video.to(pipeline.device), n_slices).flatten(1)
     codes = None
     for codes, _ in generate_codes(pipeline.prior, batch, frames=frames, labels=labels, actions=actions,
                                    prefix=prefix, options=options, generator=generator,
