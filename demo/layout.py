@@ -57,6 +57,17 @@ class StartImage(gr.Image):
                            "BMP or GIF image", print_exception=False) from error
 
 
+class ActionTable(gr.Dataframe):
+    """gr.Dataframe that lets an API call's missing table (None) through to the callback, whose message says
+    what to send, instead of failing in Gradio's preprocessing. A template of gr.Dataframe, so the browser
+    draws it as one."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return None if payload is None else super().preprocess(payload)
+
+
 def launch_options() -> dict:
     """Keyword arguments for demo.launch(): Gradio 6 takes css there; errors are shown to the user."""
     return dict(css=CSS, show_error=True, allowed_paths=[str(EXAMPLES_DIR)], max_file_size=MAX_UPLOAD)
@@ -108,7 +119,7 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
                             # Always a table (zeros when hidden), so API callers can send the default.
                             initial_actions = controls.actions if controls.actions is not None else \
                                 np.zeros((controls.n_frames, 2), np.float32)
-                            actions = gr.Dataframe(
+                            actions = ActionTable(
                                 value=callbacks.actions_table(initial_actions),
                                 headers=action_column_names(controls.action_dim or 2), datatype="number",
                                 type="pandas", label="Actions: one row per frame (row 1 is the start frame)",

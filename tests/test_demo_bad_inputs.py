@@ -74,6 +74,7 @@ def bad_requests(files):
         ("text in the action table", "/generate",
          generate_args(first_frame=start, actions={"headers": ["dx", "dy"], "data": [["left", 0]] * WINDOW}),
          r"row 1, column dx"),
+        ("no action table", "/generate", generate_args(first_frame=start, actions=None), r"no actions given"),
         ("too few action rows", "/generate",
          generate_args(first_frame=start, actions={"headers": ["dx", "dy"], "data": [[1, 0]] * 2}),
          r"2 rows but 6 frames"),
