@@ -8,3 +8,14 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """The demo on the three tiny checkpoints, running for one test module: (demo, registry, url)."""
+    from demo_helpers import make_checkpoints, running_demo
+
+    folders = make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+    # The frames + actions model first: it is the one the page opens with.
+    with running_demo([folders["pusher-tiny"], folders["digits-tiny"], folders["uncond-tiny"]]) as running:
+        yield running

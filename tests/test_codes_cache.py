@@ -15,7 +15,6 @@ from torch import nn
 
 from videogpt_core.data.codes import CodeDataset, add_commands, codes_dtype, encode_dataset
 from videogpt_core.data.hdf5 import HDF5VideoDataset
-from videogpt_core.data.transforms import from_model_video
 from videogpt_core.data.video_folder import VideoFolderDataset
 from videogpt_core.video_io import write_avi
 

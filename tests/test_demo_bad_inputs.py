@@ -7,7 +7,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from demo_helpers import WINDOW, make_checkpoints, running_demo, still_image
+from demo_helpers import WINDOW, still_image
 from PIL import Image
 
 from videogpt_core.video_io import write_gif, write_mp4
@@ -19,13 +19,6 @@ from gradio_client.exceptions import AppError  # noqa: E402
 pytestmark = pytest.mark.slow
 
 STILL = {"headers": ["dx", "dy"], "data": [[0.0, 0.0]] * WINDOW}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folders = make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
-    with running_demo([folders["pusher-tiny"], folders["digits-tiny"], folders["uncond-tiny"]]) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +108,8 @@ def bad_requests(files):
     ]
 
 
-def test_every_bad_input_gets_a_clear_error_and_the_server_keeps_serving(server, files):
-    url = server[2]
+def test_every_bad_input_gets_a_clear_error_and_the_server_keeps_serving(demo_server, files):
+    url = demo_server[2]
     answered = []
     for name, api_name, args, pattern in bad_requests(files):
         client = Client(url, verbose=False)  # a fresh session: no state from the request before

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-from demo_helpers import make_checkpoints, running_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -16,14 +15,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--headless", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOT_COPY = Path("/tmp/videogpt-demo-browser.png")  # a copy outside tmp_path, to look at by hand
 TIMEOUT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folders = make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
-    # The frames + actions model first: the page opens on it, so an example frame is what it needs.
-    with running_demo([folders["pusher-tiny"], folders["digits-tiny"], folders["uncond-tiny"]]) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +29,12 @@ def browser():
 
 
 @pytest.fixture
-def page(server, browser):
+def page(demo_server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     # Gradio keeps a connection open, so "network idle" never comes: wait for the app's own elements.
-    page.goto(server[2], wait_until="domcontentloaded")
+    page.goto(demo_server[2], wait_until="domcontentloaded")
     page.wait_for_selector("#example-frames button.thumbnail-item img", timeout=TIMEOUT_MS)
     yield page
     page.close()
@@ -75,10 +66,10 @@ def test_generate_from_an_example_until_the_video_plays(page, tmp_path):
     shutil.copy(screenshot, SCREENSHOT_COPY)
 
 
-def test_stop_cancels_a_running_generation(page, server):
+def test_stop_cancels_a_running_generation(page, demo_server):
     from test_demo_server import SlowPipeline
 
-    _, registry, _ = server
+    _, registry, _ = demo_server
     real = registry.pipeline("pusher-tiny")
     slow = SlowPipeline(real, delay=0.5)
     registry._pipelines["pusher-tiny"] = slow

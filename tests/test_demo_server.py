@@ -11,7 +11,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from demo_helpers import REPO_ROOT, WINDOW, free_port, make_checkpoints, moving_square_video, running_demo, still_image
+from demo_helpers import REPO_ROOT, WINDOW, free_port, make_checkpoints, moving_square_video, still_image
 from PIL import Image
 
 from videogpt_core.video_io import probe_stream, read_video, write_mp4
@@ -24,17 +24,9 @@ pytestmark = pytest.mark.slow
 STILL_ACTIONS = {"headers": ["dx", "dy"], "data": [[0.0, 0.0]] * WINDOW}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folders = make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
-    # Explicit folders, in this order: the frames + actions model is the one the page opens with.
-    with running_demo([folders["pusher-tiny"], folders["digits-tiny"], folders["uncond-tiny"]]) as running:
-        yield running
-
-
 @pytest.fixture
-def client(server):
-    return Client(server[2], verbose=False)
+def client(demo_server):
+    return Client(demo_server[2], verbose=False)
 
 
 def generate(client, model, first_frame=None, label=None, actions=STILL_ACTIONS, seed=5, n_samples=1,
@@ -95,8 +87,8 @@ def test_model_card(client):
     assert card.startswith("# digits-tiny") and "a class (3)" in card
 
 
-def test_concurrent_requests_all_complete(server):
-    url = server[2]
+def test_concurrent_requests_all_complete(demo_server):
+    url = demo_server[2]
     clients = [Client(url, verbose=False) for _ in range(4)]
     jobs = [c.submit("uncond-tiny", None, None, STILL_ACTIONS, 1.0, 0, 1.0, 1.0, i, False, 1, WINDOW,
                      api_name="/generate") for i, c in enumerate(clients)]
@@ -120,8 +112,8 @@ class SlowPipeline:
         return getattr(self.pipeline, name)
 
 
-def test_cancel_stops_within_one_latent_slice(server, client):
-    _, registry, _ = server
+def test_cancel_stops_within_one_latent_slice(demo_server, client):
+    _, registry, _ = demo_server
     real = registry.pipeline("uncond-tiny")
     slow = SlowPipeline(real, delay=0.4)
     registry._pipelines["uncond-tiny"] = slow
@@ -141,11 +133,11 @@ def test_cancel_stops_within_one_latent_slice(server, client):
     finally:
         registry._pipelines["uncond-tiny"] = real
     # The server is still serving.
-    outputs = generate(Client(server[2], verbose=False), "uncond-tiny", seed=2)
+    outputs = generate(Client(demo_server[2], verbose=False), "uncond-tiny", seed=2)
     assert outputs[1].startswith("Done:")
 
 
-def test_preview_streams_before_the_result(server, client):
+def test_preview_streams_before_the_result(demo_server, client):
     job = client.submit("uncond-tiny", None, None, STILL_ACTIONS, 1.0, 0, 1.0, 1.0, 8, False, 1, WINDOW,
                         api_name="/generate")
     job.result(timeout=60)

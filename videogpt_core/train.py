@@ -1059,8 +1059,8 @@ def train_prior(args: argparse.Namespace | dict[str, Any], train_dataset: Datase
             val_dataset = CodeDataset(args.val_data)
         elif val_dataset is None:
             # A code cache holds one split, so there is no "test split of the same data" to fall back on.
-            print(f"note: no validation data; pass --val-data with a cache of the test split "
-                  f"(`videogpt encode-dataset --split test`)", file=sys.stderr)
+            print("note: no validation data; pass --val-data with a cache of the test split "
+                  "(`videogpt encode-dataset --split test`)", file=sys.stderr)
     meta = dict(getattr(train_dataset, "meta", None) or {})
     _check_codes_match(meta, vqvae, args.codes)
     if saved is not None:
