@@ -54,16 +54,18 @@ def cpu_supports_bf16() -> bool:
 
 
 def compile_decode_step(prior: VideoGPT, cuda_graphs: bool) -> None:
-    """torch.compile the prior's decode step (for CUDA graphs, or for a CPU)."""
+    """torch.compile the prior's decode step (for CUDA graphs, or for a CPU), replacing any compiled before."""
+    step = VideoGPT.decode_step.__get__(prior)  # the eager step, also when an earlier pipeline compiled it
     if cuda_graphs:
         # Static shapes (a position tensor, the whole cache under a mask; a graph per batch size) and a
         # decode state at fixed addresses, so a CUDA graph recorded once replays for every token.
-        prior.decode_step = torch.compile(prior.decode_step, mode="reduce-overhead", fullgraph=True, dynamic=False)
+        prior.decode_step = torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False)
         prior.static_decode = True
     else:
         # A CPU step should read only the filled part of the cache, so its length stays dynamic; compiling
         # fuses the step's few hundred small ops (BAIR size, int8: 12.4 -> 10.2 ms per token here).
-        prior.decode_step = torch.compile(prior.decode_step, dynamic=True, fullgraph=True)
+        prior.decode_step = torch.compile(step, dynamic=True, fullgraph=True)
+        prior.__dict__.pop("static_decode", None)
 
 
 class VideoGPTPipeline:
