@@ -176,10 +176,16 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
     rows = []
     for batch in args.batch:
         inputs = random_conditions(prior, batch, device)
+        static = getattr(prior, "static_decode", False)
+
+        def start_generation():
+            state = prior.start_decoding(batch, quantize=args.quantize, static=static, **inputs)
+            prior.prefill(state)
+            state.release()
+
         with torch.no_grad():
             # What a generation pays once: conditioning (frame encoder), cache allocation, the start token.
-            start = measure(lambda: prior.prefill(prior.start_decoding(batch, quantize=args.quantize, **inputs)),
-                            device, repeats=3)
+            start = measure(start_generation, device, repeats=3)
             first_codes = torch.zeros(batch, 1, h, w, dtype=torch.long, device=device)
             all_codes = torch.zeros(batch, t, h, w, dtype=torch.long, device=device)
             decode_first = measure(lambda: pipeline.decode(first_codes), device, repeats=3, slow_s=2.0)
@@ -200,6 +206,10 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
             first, video, first_generation_s = time_first_slice_and_video(pipeline, batch, repeats=1)
             row.update(first_slice_s=first.median_s, video_s=video.median_s, first_generation_s=first_generation_s,
                        how=row["how"] + "; first slice + video measured end to end")
+        if static:  # graphs CUDA graph trees refused to capture so far ("skipping cudagraphs due to ...")
+            from torch._dynamo.utils import counters
+
+            row["cudagraph_skips"] = counters["inductor"]["cudagraph_skips"]
         rows.append(row)
 
         if not args.no_naive:
