@@ -380,6 +380,11 @@ class VideoGPT(PretrainedMixin, nn.Module):
                             out_weight=_decode_matrix(self.fc_out.weight, quantize), batch=batch)
         return self._kept_state(state) if static else state
 
+    def _apply(self, fn, recurse=True):
+        # .to() / .cuda() / .half(): kept decode states are of the old device or dtype; drop them.
+        self._static_states.clear()
+        return super()._apply(fn, recurse)
+
     def _kept_state(self, fresh: DecodeState) -> DecodeState:
         """A free kept state of fresh's shapes, refilled with fresh's values (a copy of fresh if none)."""
         tensors = _state_tensors(fresh)
