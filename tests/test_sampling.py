@@ -123,11 +123,13 @@ def test_static_decoding_keeps_one_state_per_shape_for_one_generation_at_a_time(
     # The sampling loop gives its state back when it finishes and when it is stopped early.
     prior.static_decode = True
     try:
-        steps = generate_codes(prior, 2, generator=torch.Generator().manual_seed(0), **inputs)
-        next(steps)
-        assert sum(state.in_use for states in prior._static_states.values() for state in states) == 1
-        steps.close()
-        assert not any(state.in_use for states in prior._static_states.values() for state in states)
+        slice_len = prior.latent_shape[1] * prior.latent_shape[2]
+        for prefix in (None, torch.zeros(2, slice_len, dtype=torch.long)):  # stopped in a sampled / given slice
+            steps = generate_codes(prior, 2, generator=torch.Generator().manual_seed(0), prefix=prefix, **inputs)
+            next(steps)
+            assert sum(state.in_use for states in prior._static_states.values() for state in states) == 1
+            steps.close()
+            assert not any(state.in_use for states in prior._static_states.values() for state in states)
     finally:
         del prior.static_decode
 

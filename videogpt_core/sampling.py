@@ -114,9 +114,9 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
 
     position_ids = torch.arange(length, device=device)
 
-    for done in range(n_known // slice_len):
-        yield codes.view(batch, t, h, w), done + 1
     try:
+        for done in range(n_known // slice_len):
+            yield codes.view(batch, t, h, w), done + 1
         with torch.no_grad():
             logits = prior.prefill(state, doubled(codes[:, :n_known]))
             for position in range(n_known, length):
