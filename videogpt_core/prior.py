@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -135,6 +135,19 @@ def _state_tensors(state: DecodeState) -> list[torch.Tensor]:
     tensors += [state.code_inputs, state.positions] + [t for pair in state.caches for t in pair]
     tensors += [t for weights in state.weights for t in weights.values()] + [state.out_weight]
     return tensors
+
+
+def _map_state_tensors(state: DecodeState, fn) -> DecodeState:
+    """A DecodeState like `state` with fn applied to each of its tensors (float states)."""
+    def pairs(items):
+        return [(fn(a), fn(b)) for a, b in items]
+
+    cond = state.condition
+    return replace(state, condition=Condition(pairs(cond.norm_affines),
+                                              None if cond.frame_kv is None else pairs(cond.frame_kv)),
+                   code_inputs=fn(state.code_inputs), positions=fn(state.positions), caches=pairs(state.caches),
+                   weights=[{name: fn(w) for name, w in weights.items()} for weights in state.weights],
+                   out_weight=fn(state.out_weight))
 
 
 def _decode_matrix(weight: torch.Tensor, quantize: str | None) -> torch.Tensor | Int8Weight:
@@ -395,16 +408,7 @@ class VideoGPT(PretrainedMixin, nn.Module):
                 kept.in_use = True
         if kept is None:
             # Copies: the model's own parameters must not be marked, nor refilled in place later.
-            kept = DecodeState(**vars(fresh))
-            copies = iter([t.clone() for t in tensors])
-            cond = fresh.condition
-            kept.condition = Condition([(next(copies), next(copies)) for _ in cond.norm_affines],
-                                       None if cond.frame_kv is None else
-                                       [(next(copies), next(copies)) for _ in cond.frame_kv])
-            kept.code_inputs, kept.positions = next(copies), next(copies)
-            kept.caches = [(next(copies), next(copies)) for _ in fresh.caches]
-            kept.weights = [{name: next(copies) for name in weights} for weights in fresh.weights]
-            kept.out_weight = next(copies)
+            kept = _map_state_tensors(fresh, torch.Tensor.clone)
             from torch._dynamo import mark_static_address
 
             for tensor in _state_tensors(kept):
