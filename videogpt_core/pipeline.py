@@ -119,10 +119,9 @@ class VideoGPTPipeline:
                     for position in (1, 2, 3):
                         self.prior.decode_step(state, codes, torch.full((1,), position, device=self.device))
                     state.release()  # generations reuse it, and the graph recorded on its addresses
-                    continue
-                # The last position gets a graph of its own: its view of the cache is the whole cache.
-                for position in (1, cfg.seq_len - 1):
-                    self.prior.decode_step(state, codes, position)
+                else:  # the last position gets a graph of its own: its view of the cache is the whole cache
+                    for position in (1, cfg.seq_len - 1):
+                        self.prior.decode_step(state, codes, position)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **kwargs) -> "VideoGPTPipeline":
