@@ -310,14 +310,17 @@ def test_the_cuda_graph_step_writes_only_static_inputs(monkeypatch):
                        len(bound["example_inputs"])))
 
     monkeypatch.setattr(output_code.CompiledFxGraph, "__init__", record)
-    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)  # a cached graph skips __init__
     torch._dynamo.reset()
     pipeline = tiny_pipeline("all")
     compile_decode_step(pipeline.prior, cuda_graphs=True)
     actions = np.zeros((pipeline.sequence_length, pipeline.config.action_dim), np.float32)
-    pipeline.generate(n=1, frames=np.full((1, 16, 16, 3), 90, np.uint8), label="run", actions=actions, seed=0)
-    pipeline.generate(n=1, frames=np.full((1, 16, 16, 3), 30, np.uint8), label="walk", actions=actions + 1,
-                      seed=1)
+    # torch's own patch context: a cached graph skips __init__, and a monkeypatched config entry is
+    # deleted on undo by recent pytest, which hides the setting from later tests.
+    with torch._inductor.config.patch(fx_graph_cache=False):
+        pipeline.generate(n=1, frames=np.full((1, 16, 16, 3), 90, np.uint8), label="run", actions=actions,
+                          seed=0)
+        pipeline.generate(n=1, frames=np.full((1, 16, 16, 3), 30, np.uint8), label="walk", actions=actions + 1,
+                          seed=1)
     assert len(graphs) == 1  # the second generation reuses the graph: same shapes, same state
     mutated, static, n_inputs = graphs[0]
     assert len(mutated) == 2 * pipeline.config.n_layers and mutated <= static
