@@ -1,4 +1,5 @@
-"""Built-in procedural worlds (seeded, deterministic, 64x64 RGB, nothing downloaded) and their train/test seeds.
+"""Built-in worlds (seeded, deterministic, 64x64 RGB, nothing downloaded) and their train/test seeds: procedural
+ones (pusher, digits) and simulated ones (vizdoom, fetchpush; the simulators are the optional extra "worlds").
 
 Splits are disjoint by seed: with base seed S, "train" episode i uses seed S + i and "test" episode i uses
 seed TEST_SEED_OFFSET + S + i, so the two never meet while S + n_train <= TEST_SEED_OFFSET.
@@ -6,7 +7,8 @@ seed TEST_SEED_OFFSET + S + i, so the two never meet while S + n_train <= TEST_S
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from functools import partial
+from typing import Any, Callable
 
 import numpy as np
 
@@ -28,7 +30,52 @@ class WorldSpec:
     fps: int
     action_dim: int  # 0: no actions
     class_names: tuple[str, ...]  # empty: no classes
-    n_things: int  # positions per frame, padded with NaN where an episode has fewer
+    n_things: int  # positions per frame, padded with NaN where an episode has fewer; 0: no positions
+    default_frames: int = 32  # episode length when --frames is not given
+    action_names: tuple[str, ...] = ()  # what each action column means (stored as the file's attribute)
+    attrs: tuple[tuple[str, Any], ...] = ()  # further file attributes (e.g. the scenario)
+    options: tuple[str, ...] = ()  # keyword options `configure` takes (e.g. scenario, frame_skip)
+    configure: Callable[..., WorldSpec] | None = None  # options -> the spec of that variant of the world
+
+
+def _vizdoom_spec(scenario: str = "health_gathering_supreme", frame_skip: int = 4) -> WorldSpec:
+    """The vizdoom world for one scenario and frame skip; nothing imports the engine until an episode is drawn."""
+    from .vizdoom import check_frame_skip, generate_vizdoom_episode, get_scenario
+
+    spec, frame_skip = get_scenario(scenario), check_frame_skip(frame_skip)
+    return WorldSpec(
+        name="vizdoom",
+        description="first-person Doom clips from the ViZDoom engine with a scripted explorer; actions are the "
+                    f"scenario's buttons, multi-hot (scenarios: health_gathering_supreme, freedoom; default "
+                    f"health_gathering_supreme with frame skip 4; this one: {scenario} - {spec.description})",
+        generate=partial(generate_vizdoom_episode, scenario=scenario, frame_skip=frame_skip),
+        fps=round(35 / frame_skip),
+        action_dim=len(spec.buttons),
+        class_names=(),
+        n_things=0,
+        default_frames=spec.default_frames,
+        action_names=spec.buttons,
+        attrs=(("scenario", scenario), ("frame_skip", frame_skip)),
+        options=("scenario", "frame_skip"),
+        configure=_vizdoom_spec,
+    )
+
+
+def _fetchpush_spec() -> WorldSpec:
+    from .fetchpush import THINGS, generate_fetchpush_episode
+
+    return WorldSpec(
+        name="fetchpush",
+        description="a MuJoCo Fetch arm pushing a red block on a table, seen from above (Gymnasium-Robotics "
+                    "FetchPush); a scripted noisy pusher, 4-number actions (dx, dy, dz, gripper)",
+        generate=generate_fetchpush_episode,
+        fps=25,
+        action_dim=4,
+        class_names=(),
+        n_things=len(THINGS),
+        action_names=("dx", "dy", "dz", "gripper"),
+        attrs=(("things", ",".join(THINGS)),),
+    )
 
 
 WORLDS: dict[str, WorldSpec] = {
@@ -50,13 +97,25 @@ WORLDS: dict[str, WorldSpec] = {
         class_names=DIGIT_CLASS_NAMES,
         n_things=1,
     ),
+    # Simulated worlds: the simulators are an optional extra, imported only when an episode is drawn.
+    "vizdoom": _vizdoom_spec(),
+    "fetchpush": _fetchpush_spec(),
 }
 
 
-def get_world(name: str) -> WorldSpec:
+def get_world(name: str, **options: Any) -> WorldSpec:
+    """The world called `name`, configured with `options` (those that are None are left at their defaults)."""
     if name not in WORLDS:
         raise ValueError(f"unknown world {name!r}; choose one of: {', '.join(WORLDS)}")
-    return WORLDS[name]
+    spec = WORLDS[name]
+    options = {key: value for key, value in options.items() if value is not None}
+    if not options:
+        return spec
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        allowed = ", ".join(spec.options) if spec.options else "none"
+        raise ValueError(f"the {name} world has no option {', '.join(unknown)} (its options: {allowed})")
+    return spec.configure(**options)
 
 
 def split_seeds(split: str, n: int, base_seed: int = 0) -> np.ndarray:
