@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from demo.examples import action_column_names, example_frames, preset_actions
+from videogpt_core.action_range import check_actions_in_range
 from videogpt_core.config import VideoGPTConfig, VQVAEConfig, config_to_dict
 from videogpt_core.data.transforms import resize_center_crop, to_model_video
 from videogpt_core.metrics import psnr_per_frame
@@ -54,8 +55,9 @@ NO_MODEL_MESSAGE = ("No model found. Put pipeline folders (each holding `vqvae/`
 
 
 def user_error(message: str) -> gr.Error:
-    """A message for the person at the browser; not a server fault, so no traceback in the log."""
-    return gr.Error(message, print_exception=False)
+    """A message for the person at the browser; not a server fault, so no traceback in the log. It stays on
+    screen until closed (a toast that vanished after 10 s left only red badges to puzzle over)."""
+    return gr.Error(message, duration=None, print_exception=False)
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -210,7 +212,7 @@ class ModelRegistry:
     def info(self, name: str | None) -> ModelInfo:
         if not self.infos:
             raise user_error(NO_MODEL_MESSAGE)
-        if name not in self.infos:
+        if not isinstance(name, str) or name not in self.infos:
             raise user_error(f"unknown model {name!r}; choose one of: {', '.join(self.infos)}")
         return self.infos[name]
 
@@ -298,7 +300,8 @@ def sampling_settings(temperature, top_k, top_p, guidance) -> dict:
                 "cfg_scale": None}
     if top_k is not None and real_number(top_k, "top-k") != 0:
         top_k = real_number(top_k, "top-k")
-        settings["top_k"] = int(top_k) if top_k == int(top_k) else top_k  # a fraction: the sampler refuses it
+        # A fraction, NaN or inf is passed on as it is: the sampler's message refuses it.
+        settings["top_k"] = int(top_k) if math.isfinite(top_k) and top_k == int(top_k) else top_k
     if top_p is not None:
         settings["top_p"] = real_number(top_p, "top-p")
     if guidance is not None and real_number(guidance, "guidance scale") != 1.0:
@@ -367,8 +370,9 @@ def actions_from_table(table, action_dim: int) -> np.ndarray:
 
 
 def actions_table(actions: np.ndarray) -> pd.DataFrame:
-    actions = np.asarray(actions, dtype=np.float32)
-    return pd.DataFrame(actions.round(3), columns=action_column_names(actions.shape[1]))
+    # Rounded in float64: float32's 2.28 would be shown as 2.2799999713897705.
+    actions = np.asarray(actions, dtype=np.float64).round(3)
+    return pd.DataFrame(actions, columns=action_column_names(actions.shape[1]))
 
 
 _REPEAT = re.compile(r"^(?P<entry>.*?)\s*[x*×]\s*(?P<count>\d+)$")
@@ -506,12 +510,13 @@ def codes_image(codes: np.ndarray, n_codes: int, size: int = 128) -> np.ndarray:
 
 
 def examples_for_model(info: ModelInfo | None) -> list[tuple[str, str]]:
-    """Example frames, those of the world the model's name mentions first (e.g. 'pusher')."""
+    """Example frames of the world the model's name mentions (e.g. 'pusher'): another world's frame would be
+    taken silently as this model's start image. A model named after no world gets none."""
     examples = example_frames()
     if info is None:
         return examples
     name = info.name.lower()
-    return sorted(examples, key=lambda item: item[1].split()[0] not in name)
+    return [item for item in examples if item[1].split()[0] in name]
 
 
 @dataclass
@@ -769,6 +774,7 @@ def generate(registry: ModelRegistry, store: OutputStore, model_name: str | None
     action_rows = None
     if info.action_dim:
         action_rows = actions_from_table(actions, info.action_dim)
+        check_actions_in_range(action_rows, info.prior_config.action_range, action_column_names(info.action_dim))
         if len(action_rows) != n_frames:
             raise ValueError(f"the action table has {len(action_rows)} rows but {n_frames} frames are asked for: "
                              "give one row per frame (changing the frame count resizes the table)")
@@ -810,6 +816,7 @@ def continue_generation(registry: ModelRegistry, store: OutputStore, session: Wo
     action_rows = session_actions = None
     if info.action_dim:
         new_actions = actions_from_table(actions, info.action_dim)
+        check_actions_in_range(new_actions, info.prior_config.action_range, action_column_names(info.action_dim))
         if len(new_actions) != n_new:
             raise ValueError(f"the action table has {len(new_actions)} rows but {n_new} frames are to be added: "
                              "give one row per new frame")
@@ -844,9 +851,26 @@ def _upload_path(upload) -> str | None:
     return None if upload in (None, "") else str(upload)
 
 
+def _gif_canvas(path: str) -> tuple[int, int] | None:
+    """A GIF's canvas (width, height) from its header, read before any decoder: Pillow refuses a huge canvas
+    with its own 'decompression bomb' message."""
+    try:
+        with open(path, "rb") as file:
+            header = file.read(10)
+    except OSError:
+        return None  # missing or unreadable: the video reader says so
+    if header[:6] not in (b"GIF87a", b"GIF89a"):
+        return None
+    return int.from_bytes(header[6:8], "little"), int.from_bytes(header[8:10], "little")
+
+
 def read_clip(path: str, resolution: int, max_frames: int, multiple: int) -> np.ndarray:
     """The first frames of a video file, resized + center-cropped, cut to a multiple of `multiple` frames."""
     with _named_by_file_name(path):
+        canvas = _gif_canvas(path)
+        if canvas is not None and canvas[0] * canvas[1] > MAX_VIDEO_FRAME_PIXELS:
+            raise ValueError(f"{Path(path).name} is a {canvas[0]}x{canvas[1]} GIF; videos up to 1080p are "
+                             "accepted, downscale it first")
         try:
             meta = video_metadata(path)
         except VideoReadError:

@@ -4,12 +4,18 @@
 """
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 import numpy as np
+from gradio.components.dataframe import DataframeData
+from gradio.data_classes import GradioRootModel
+from pydantic import ValidationError
 
 from demo import callbacks
 from demo.callbacks import MAX_SAMPLES, ModelRegistry, OutputStore
 from demo.examples import ACTION_PRESETS, EXAMPLES_DIR, action_column_names, example_videos
+from demo.play_tab import build_play_tab
 
 try:  # On Hugging Face ZeroGPU Spaces, generation must run inside a GPU lease.
     import spaces
@@ -21,6 +27,7 @@ except ImportError:
 
 CONCURRENCY_LIMIT = 2  # generations running at once; the rest wait in the queue
 QUEUE_SIZE = 64
+IDLE_POLL_S = 0.05  # how often the idle queue looks for a new job (Gradio's default: every 1 ms)
 CACHE_CLEANUP = (1800, 3600)  # every 30 min, delete uploads / result copies older than an hour
 MAX_UPLOAD = "200mb"
 VIDEO_FILE_TYPES = [".mp4", ".avi", ".webm", ".mov", ".gif", ".mkv", ".m4v"]
@@ -28,6 +35,9 @@ VIDEO_FILE_TYPES = [".mp4", ".avi", ".webm", ".mov", ".gif", ".mkv", ".m4v"]
 CSS = """
 #preview img, #codes-map img { image-rendering: pixelated; }
 #example-frames img { image-rendering: pixelated; }
+#model-card th { overflow-wrap: normal; word-break: normal; white-space: nowrap; }
+#model-card td { overflow-wrap: break-word; word-break: normal; }
+#model-card table { display: block; overflow-x: auto; }
 """
 
 INTRO = """# VideoGPT
@@ -57,15 +67,38 @@ class StartImage(gr.Image):
                            "BMP or GIF image", print_exception=False) from error
 
 
+class AnyPayload(GradioRootModel):
+    root: Any
+
+
 class ActionTable(gr.Dataframe):
-    """gr.Dataframe that lets an API call's missing table (None) through to the callback, whose message says
-    what to send, instead of failing in Gradio's preprocessing. A template of gr.Dataframe, so the browser
-    draws it as one."""
+    """gr.Dataframe whose malformed API payloads reach the callback or get a message saying what to send,
+    instead of Gradio's "could not preprocess input component" or a schema validation dump: a missing table
+    (None) and ragged rows go to the callback (which names the bad row), anything else that is not a table is
+    refused here. A template of gr.Dataframe, so the browser draws it as one."""
 
     is_template = True
+    data_model = AnyPayload  # checked in preprocess, where the message can be ours
+
+    def api_info(self) -> dict[str, Any]:
+        schema = DataframeData.model_json_schema()  # what clients should send stays documented
+        schema["additional_description"] = schema.pop("description", None)
+        return schema
 
     def preprocess(self, payload):
-        return None if payload is None else super().preprocess(payload)
+        payload = payload.root if isinstance(payload, AnyPayload) else payload
+        if payload is None:
+            return None
+        try:
+            table = DataframeData.model_validate(payload)
+        except ValidationError:
+            raise gr.Error(f"the action table must be {{'headers': ['dx', 'dy'], 'data': [[dx, dy], ...]}} with one "
+                           f"row per frame; got {type(payload).__name__} {str(payload)[:60]!r}",
+                           print_exception=False) from None
+        width = len(table.headers) if table.headers else len(table.data[0]) if table.data else 0
+        if any(len(row) != width for row in table.data):  # pandas would pad with NaN or fail
+            return {"data": table.data}  # the callback names the row that is wrong
+        return super().preprocess(table)
 
 
 def launch_options() -> dict:
@@ -108,6 +141,7 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
                                                    sources=["upload", "clipboard"], height=220,
                                                    elem_id="start-image")
                             gallery = gr.Gallery(value=controls.examples, label="Example frames (click one)",
+                                                 visible=bool(controls.examples),
                                                  columns=8, height=150, allow_preview=False, object_fit="contain",
                                                  interactive=False, elem_id="example-frames")
                         label = gr.Dropdown(controls.class_names, value=(controls.class_names or [None])[0],
@@ -143,12 +177,13 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
                                                  label="Classifier-free guidance scale (1 = off)",
                                                  visible=controls.guidance_visible)
                         with gr.Row(equal_height=True):
-                            seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="seed")
+                            # No rounding (precision): a fractional seed is refused, as by the Python API.
+                            seed = gr.Number(value=0, minimum=0, label="Seed", elem_id="seed")
                             randomize = gr.Checkbox(value=True, label="Randomize seed", elem_id="randomize")
                         with gr.Row():
                             generate_button = gr.Button("Generate", variant="primary", elem_id="generate",
                                                         interactive=bool(names))
-                            stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
+                            stop_button = gr.Button("Stop", variant="secondary", elem_id="stop")  # red: running
                     with gr.Column(scale=1):
                         progress = gr.Markdown("", label="progress", elem_id="progress")
                         preview = gr.Image(label="Live preview (frames appear as their latents are sampled)",
@@ -157,13 +192,14 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
                                          height=320, elem_id="result-video")
                         with gr.Row():
                             gif = gr.File(label="GIF download", interactive=False, elem_id="result-gif")
-                            seed_used = gr.Number(label="Seed used", precision=0, interactive=False,
-                                                  elem_id="seed-used")
+                            with gr.Column(visible=False, min_width=160) as seed_box:  # shown after a result
+                                seed_used = gr.Number(label="Seed used", precision=0, interactive=False,
+                                                      elem_id="seed-used")
                         gr.Markdown(CONTINUE_HELP)
                         with gr.Row(equal_height=True):
                             continue_sample = gr.Number(value=1, precision=0, minimum=1, maximum=MAX_SAMPLES,
                                                         label="Continue from sample #", elem_id="continue-sample")
-                            continue_button = gr.Button("Continue", elem_id="continue")
+                            continue_button = gr.Button("Continue", variant="primary", elem_id="continue")
                 session = gr.State(None)
 
             # ------------------------------------------------------------------ Reconstruct
@@ -189,6 +225,9 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
                                              format="png", interactive=False, height=200, elem_id="codes-map")
                         recon_summary = gr.Markdown(elem_id="recon-summary")
 
+            # ------------------------------------------------------------------ Play
+            build_play_tab(registry, demo)
+
             # ------------------------------------------------------------------ Model
             with gr.Tab("Model", id="model-card"):
                 card = gr.Markdown(callbacks.model_card(registry, first) if first else callbacks.NO_MODEL_MESSAGE,
@@ -203,7 +242,7 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
                 c.summary,
                 gr.update(visible=c.start_image_visible),
                 gr.update(label=c.start_image_label),
-                gr.update(value=c.examples),
+                gr.update(value=c.examples, visible=bool(c.examples)),
                 gr.update(choices=c.class_names, value=(c.class_names or [None])[0], visible=bool(c.class_names)),
                 gr.update(visible=bool(c.action_dim)),
                 _table_update(c.actions),
@@ -290,14 +329,27 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
 
         stream_outputs = [preview, progress, video, gif, seed_used, session, continue_sample]
         sampling_inputs = [temperature, top_k, top_p, guidance, seed, randomize, n_samples, n_frames]
-        generate_event = generate_button.click(
+        def stop_looks(variant: str):
+            return lambda: gr.update(variant=variant)
+
+        # Stop turns red before a run starts and grey once it ended (also on an error or when stopped).
+        # Progress (and an error's badge) shows on the progress panel only, not on every output.
+        generate_event = generate_button.click(stop_looks("stop"), None, stop_button, queue=False,
+                                               api_visibility="private").then(
             run_generate, [model, start_image, label, actions, *sampling_inputs], stream_outputs,
-            api_name="generate", show_progress="minimal")
-        continue_event = continue_button.click(
+            api_name="generate", show_progress="minimal", show_progress_on=[progress])
+        continue_event = continue_button.click(stop_looks("stop"), None, stop_button, queue=False,
+                                               api_visibility="private").then(
             run_continue, [session, continue_sample, actions, *sampling_inputs], stream_outputs,
-            api_name="continue", show_progress="minimal")
-        stop_button.click(lambda: "Stopped.", None, progress, cancels=[generate_event, continue_event],
-                          api_visibility="private", queue=False)
+            api_name="continue", show_progress="minimal", show_progress_on=[progress])
+        stop_button.click(lambda: ("Stopped.", gr.update(variant="secondary")), None, [progress, stop_button],
+                          cancels=[generate_event, continue_event], api_visibility="private", queue=False)
+        for event in (generate_event, continue_event):
+            # The browser runs .then listeners after a success only; .failure covers an error.
+            event.then(stop_looks("secondary"), None, stop_button, api_visibility="private", queue=False)
+            event.failure(stop_looks("secondary"), None, stop_button, api_visibility="private", queue=False)
+            # "Seed used" appears with the first result (before it, an empty number box would read 0).
+            event.success(lambda: gr.update(visible=True), None, seed_box, api_visibility="private", queue=False)
 
         @gpu
         def run_reconstruct(model, video, n_frames):
@@ -305,7 +357,8 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
             return result.video, result.psnr, result.codes_map, result.summary
 
         recon_button.click(run_reconstruct, [model, upload, recon_frames],
-                           [recon_video, psnr_plot, codes_map, recon_summary], api_name="reconstruct")
+                           [recon_video, psnr_plot, codes_map, recon_summary], api_name="reconstruct",
+                           show_progress_on=[recon_video])
 
         def model_card(name: str) -> str:
             """The model card (markdown) of a model."""
@@ -314,4 +367,14 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
         gr.api(model_card, api_name="model_card")
 
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
+    quiet_idle_queue(demo)
     return demo
+
+
+def quiet_idle_queue(demo: gr.Blocks) -> None:
+    """Gradio's queue looks for new jobs every 1 ms and for progress every 10 ms while idle: an idle demo kept
+    about a tenth of a core busy. Every IDLE_POLL_S is soon enough to start a generation."""
+    queue = getattr(demo, "_queue", None)
+    for name in ("sleep_when_free", "progress_update_sleep_when_free"):
+        if hasattr(queue, name):
+            setattr(queue, name, max(getattr(queue, name), IDLE_POLL_S))

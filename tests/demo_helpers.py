@@ -21,7 +21,7 @@ from videogpt_core.checkpoints import save_pipeline  # noqa: E402
 # Three latent slices of 4x4 codes (2 frames each) per 6-frame window of 16x16: 48 tokens, milliseconds.
 CONDITIONINGS = {
     "pusher-tiny": dict(n_cond_frames=1, frame_encoder_widths=(8, 8, 8, 12), frame_encoder_blocks=(1, 1, 1, 1),
-                        action_dim=2, action_embed_dim=6),
+                        action_dim=2, action_embed_dim=6, action_range=[[-3.0, 3.0], [-3.0, 3.0]]),
     "digits-tiny": dict(n_classes=3, class_names=["zero", "one", "two"], cond_drop_prob=0.1),
     "uncond-tiny": {},
 }

@@ -2,6 +2,7 @@
 error, and the server keeps serving (a good request afterwards succeeds)."""
 from __future__ import annotations
 
+import json
 import re
 import urllib.request
 
@@ -42,9 +43,11 @@ def files(tmp_path_factory):
     one_frame = write_gif(root / "one.gif", np.zeros((1, 16, 16, 3), np.uint8), 10)
     too_big_video = write_mp4(root / "big.mp4", np.zeros((2, 1200, 2000, 3), np.uint8), 10)
     start = still_image(root / "start.png")
+    huge_canvas_gif = root / "canvas.gif"
+    Image.new("P", (20000, 20000)).save(huge_canvas_gif)  # 400 MP canvas, a few KB on disk
     return dict(huge=huge, text=text, fake_png=fake_png, noise_mp4=noise_mp4, text_mp4=text_mp4, empty=empty,
                 truncated=truncated, one_frame=one_frame, too_big_video=too_big_video, start=start,
-                image_as_video=start)
+                image_as_video=start, huge_canvas_gif=huge_canvas_gif)
 
 
 def generate_args(model="pusher-tiny", first_frame=None, label=None, actions=STILL, temperature=1.0, top_k=0,
@@ -105,7 +108,54 @@ def bad_requests(files):
          r"up to 1080p"),
         ("one frame to reconstruct", "/reconstruct", ["uncond-tiny", handle_file(str(files["truncated"])), 1],
          r"minimum|frames"),
+        ("huge-canvas gif", "/reconstruct", ["uncond-tiny", handle_file(str(files["huge_canvas_gif"])), WINDOW],
+         r"canvas.gif is a 20000x20000 GIF; videos up to 1080p"),
+        ("ragged action table", "/generate",
+         generate_args(first_frame=start, actions={"headers": ["dx", "dy"], "data": [[0, 0], [1]] + [[0, 0]] * 4}),
+         r"action row 2 has 1 values; this model takes 2 per frame \(dx, dy\)"),
+        ("text where the action table goes", "/generate", generate_args(first_frame=start, actions="3,0; 1,1"),
+         r"the action table must be \{'headers'.*got str '3,0; 1,1'"),
+        ("a number where the action table goes", "/generate", generate_args(first_frame=start, actions=5),
+         r"the action table must be .*got int"),
+        ("dx far outside the trained range", "/generate",
+         generate_args(first_frame=start, actions={"headers": ["dx", "dy"], "data": [[0, 0]] + [[1e6, 0]] * 5}),
+         r"action row 2, dx = 1e\+06 is outside the range this model was trained on \(dx in \[-3, 3\], "
+         r"dy in \[-3, 3\]\)"),
+        ("dy of 10", "/generate",
+         generate_args(first_frame=start, actions={"headers": ["dx", "dy"], "data": [[0, 10]] * WINDOW}),
+         r"action row 1, dy = 10 is outside the range"),
+        ("seed 2**70", "/generate", generate_args(model="uncond-tiny", seed=2**70), r"seed must be between 0 and"),
+        ("fractional seed", "/generate", generate_args(model="uncond-tiny", seed=1.5),
+         r"seed must be a whole number, got 1.5"),
+        ("fractional class index", "/generate", generate_args(model="digits-tiny", label=7.9),
+         r"label '7.9' is not one of this model's classes"),
+        ("a list as the model card's name", "/model_card", [["pusher-tiny"]], r"unknown model \['pusher-tiny'\]"),
+        ("a number as the model card's name", "/model_card", [3], r"unknown model 3"),
     ]
+
+
+def raw_bad_requests():
+    """(name, api_name, JSON body, expected message): values gradio_client cannot send (NaN), posted as raw JSON."""
+    nan_top_k = generate_args(model="uncond-tiny")
+    nan_top_k[5] = float("nan")
+    inf_seed = generate_args(model="uncond-tiny")
+    inf_seed[8] = float("inf")
+    return [
+        ("top-k NaN", "generate", json.dumps({"data": nan_top_k}), r"top_k must be a whole number"),
+        ("seed infinity", "generate", json.dumps({"data": inf_seed}), r"seed must be a whole number, got inf"),
+    ]
+
+
+def raw_call_error(url: str, api_name: str, body: str) -> str:
+    """POST a raw JSON body to the demo's HTTP API and return the error event's message."""
+    request = urllib.request.Request(f"{url}gradio_api/call/{api_name}", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/{api_name}/{event_id}", timeout=60) as response:
+        events = response.read().decode()
+    assert "event: error" in events, events
+    return events.split("event: error", 1)[1]
 
 
 def test_every_bad_input_gets_a_clear_error_and_the_server_keeps_serving(demo_server, files):
@@ -119,7 +169,11 @@ def test_every_bad_input_gets_a_clear_error_and_the_server_keeps_serving(demo_se
         assert re.search(pattern, message), f"{name}: unexpected message {message!r}"
         assert "upstream Gradio app has raised an exception" not in message, f"{name}: generic error"
         answered.append(name)
-    assert len(answered) == len(bad_requests(files))
+    for name, api_name, body, pattern in raw_bad_requests():
+        message = raw_call_error(url, api_name, body)
+        assert re.search(pattern, message), f"{name}: unexpected message {message!r}"
+        answered.append(name)
+    assert len(answered) == len(bad_requests(files)) + len(raw_bad_requests())
     # Still healthy: the page loads and a good generation of each kind succeeds.
     with urllib.request.urlopen(url, timeout=30) as response:
         assert response.status == 200

@@ -2,6 +2,7 @@
 random models."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from tiny_models import LONGER_VQVAE, greedy_codes, tiny_pipeline
 from videogpt_core.checkpoints import save_pipeline
+from videogpt_core.non_finite import NonFiniteLogitsError
 from videogpt_core.data.transforms import to_model_video
 from videogpt_core.pipeline import VideoGPTPipeline, compile_decode_step, load_pipeline
 
@@ -32,6 +34,15 @@ def longer():
 @pytest.fixture(scope="module")
 def conditioned():
     return tiny_pipeline("all")
+
+
+ACTION_RANGE = [[-3.0, 3.0], [-2.0, 2.5]]
+
+
+@pytest.fixture(scope="module")
+def ranged():
+    """A conditioned model whose config records the action range of its training data."""
+    return tiny_pipeline("all", action_range=ACTION_RANGE)
 
 
 def conditioned_inputs(pipeline, n_frames: int | None = None) -> dict:
@@ -365,10 +376,13 @@ def test_sliding_window_with_actions_and_frames(conditioned):
     (dict(label="run"), "label"), (dict(actions=np.zeros((4, 2))), "actions"),
     (dict(frames=random_video(1, 16, 16)), "frames"),  # one frame: neither conditioning nor a whole slice
     (dict(frames=np.zeros((2, 16, 16, 3), np.float32)), "frames"),
+    (dict(n=2.0), "n "), (dict(n=True), "n "), (dict(n="2"), "n "), (dict(n_frames=4.5), "n_frames"),
+    (dict(seed=1.5), "seed"), (dict(seed=-1), "seed"), (dict(seed=2**70), "seed"), (dict(seed="3"), "seed"),
+    (dict(top_k=float("nan")), "top_k"), (dict(temperature=float("inf")), "temperature"),
 ])
 def test_bad_input_to_an_unconditional_model(plain, kwargs, name):
     with pytest.raises(ValueError, match=name):
-        plain.generate(seed=0, **kwargs)
+        plain.generate(**{"seed": 0, **kwargs})
 
 
 @pytest.mark.parametrize("change, name", [
@@ -378,11 +392,96 @@ def test_bad_input_to_an_unconditional_model(plain, kwargs, name):
     (dict(actions=np.zeros((4, 3))), "actions"), (dict(actions=np.zeros(8)), "actions"),
     (dict(actions=np.full((4, 2), np.nan)), "actions"), (dict(actions=[["a", "b"]] * 4), "actions"),
     (dict(frames=np.zeros((16, 16), np.uint8)), "frames"),
+    (dict(label=7.9), "label"), (dict(label=1.0), "label"), (dict(label=True), "label"), (dict(label=[1]), "label"),
 ])
 def test_bad_input_to_a_conditioned_model(conditioned, change, name):
     inputs = dict(conditioned_inputs(conditioned), **change)
     with pytest.raises(ValueError, match=name):
         conditioned.generate(seed=0, **inputs)
+
+
+def test_whole_numbers_of_any_integer_type_are_accepted(conditioned):
+    inputs = dict(conditioned_inputs(conditioned), label=np.int64(1))
+    result = conditioned.generate(n=np.int64(2), seed=np.int64(4), **inputs)
+    assert result.frames.shape[0] == 2 and result.seed == 4
+    same = conditioned.generate(n=2, seed=4, **dict(inputs, label="run"))
+    assert torch.equal(result.codes, same.codes)
+
+
+@pytest.mark.parametrize("value, row, column", [
+    (10.0, 1, 1), (1e6, 1, 1), (1e30, 1, 1), (-3.5, 1, 1), (np.float32(2.6), 1, 2),
+])
+def test_actions_outside_the_trained_range_are_refused_stating_the_range(ranged, value, row, column):
+    actions = np.zeros((ranged.sequence_length, 2), np.float32)
+    actions[row - 1, column - 1] = value
+    inputs = dict(conditioned_inputs(ranged), actions=actions)
+    with pytest.raises(ValueError, match=rf"row {row}, column {column} .* outside the range this model was trained "
+                                         r"on \(column 1 in \[-3, 3\], column 2 in \[-2, 2.5\]\)"):
+        ranged.generate(seed=0, **inputs)
+
+
+def test_actions_at_the_edge_of_the_trained_range_are_sampled(ranged):
+    actions = np.tile(np.float32([[3.0, -2.0], [-3.0, 2.5]]), (ranged.sequence_length // 2, 1))
+    result = ranged.generate(seed=0, **dict(conditioned_inputs(ranged), actions=actions))
+    assert result.frames.shape[1] == ranged.sequence_length
+
+
+def test_non_finite_logits_raise_an_error_naming_the_checkpoint(tmp_path):
+    source = tiny_pipeline("all")  # no recorded range: huge actions reach the prior
+    folder = save_pipeline(tmp_path / "huge-actions", source.vqvae, source.prior)
+    pipeline = load_pipeline(folder, device="cpu")
+    inputs = conditioned_inputs(pipeline)
+    with pytest.raises(NonFiniteLogitsError, match=rf"{tmp_path}/huge-actions: .*NaN or infinite logits"):
+        pipeline.generate(seed=0, **dict(inputs, actions=np.full_like(inputs["actions"], 1e30)))
+    with torch.no_grad():  # broken weights after loading (a load refuses them)
+        pipeline.prior.fc_out.weight[0, 0] = float("nan")
+    with pytest.raises(NonFiniteLogitsError, match="huge-actions"):
+        pipeline.generate(seed=0, **inputs)
+
+
+@pytest.mark.parametrize("device, message", [
+    ("tpu9", "not a torch device"), ("meta", "not supported"), (3.5, "not a torch device"),
+    pytest.param("cuda", "sees no CUDA GPU", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU")),
+])
+def test_unusable_devices_are_refused(device, message):
+    vqvae_and_prior = tiny_pipeline("none")
+    with pytest.raises(ValueError, match=message):
+        VideoGPTPipeline(vqvae_and_prior.vqvae, vqvae_and_prior.prior, device=device)
+
+
+def _broken_config(folder, part, edit):
+    path = folder / part / "config.json"
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+
+@pytest.mark.parametrize("part, edit, message", [
+    ("prior", lambda c: {**c, "n_layers": "4"}, r"prior/config.json: field 'n_layers' must be int, got '4'"),
+    ("prior", lambda c: {**c, "latent_shape": [4, "16", 16]}, r"field 'latent_shape' must be tuple"),
+    ("prior", lambda c: {**c, "dropout": "0.1"}, r"field 'dropout' must be float"),
+    ("prior", lambda c: {**c, "n_heads": 0}, r"n_heads must be >= 1"),
+    ("prior", lambda c: {**c, "action_range": [[0, 1]]}, r"action_range has 1 \[low, high\] pairs for action_dim=0"),
+    ("vqvae", lambda c: {**c, "downsample": "444"}, r"vqvae/config.json: field 'downsample'"),
+    ("vqvae", lambda c: [c], r"vqvae/config.json: must be a JSON object of VQVAEConfig fields, got list"),
+    ("prior", lambda c: None, r"prior/config.json: must be a JSON object of VideoGPTConfig fields, got NoneType"),
+    ("prior", lambda c: 4, r"got int"),
+])
+def test_a_broken_config_json_is_a_value_error_naming_the_file_and_field(tmp_path, part, edit, message):
+    source = tiny_pipeline("none")
+    folder = save_pipeline(tmp_path / "model", source.vqvae, source.prior)
+    _broken_config(folder, part, edit)
+    with pytest.raises(ValueError, match=message):
+        load_pipeline(folder, device="cpu")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_at_load_naming_the_checkpoint(tmp_path, value):
+    source = tiny_pipeline("none")
+    with torch.no_grad():
+        source.prior.fc_out.weight[1, 2] = value
+    folder = save_pipeline(tmp_path / "broken", source.vqvae, source.prior)
+    with pytest.raises(ValueError, match=r"broken/prior/model.safetensors: 1 tensor\(s\) hold NaN or infinite "
+                                         r"values \(fc_out.weight\)"):
+        load_pipeline(folder, device="cpu")
 
 
 def test_bad_input_fails_before_streaming_starts(conditioned):

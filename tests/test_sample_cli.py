@@ -3,12 +3,16 @@ reproduced, conditioning files read, mistakes reported by name."""
 from __future__ import annotations
 
 import argparse
+import json
+import re
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tiny_models import LONGER_VQVAE, tiny_pipeline
+from videogpt_core import cli
 from videogpt_core.checkpoints import save_pipeline
 from videogpt_core.sample_cli import add_commands, load_actions, tile_side_by_side
 from videogpt_core.video_io import probe_stream, read_video, write_mp4
@@ -161,3 +165,103 @@ def test_help_lists_the_options(capsys):
     for option in ("--checkpoint", "--frame", "--label", "--actions", "--out", "--gif", "--n ", "--temperature",
                    "--top-k", "--top-p", "--cfg-scale", "--seed", "--n-frames", "--threads", "--device", "--scale"):
         assert option in text, option
+
+
+# ---- the command line's bad-input corpus: exit status 2, one line naming the problem, no traceback -------
+
+
+@pytest.fixture(scope="module")
+def bad_checkpoints(tmp_path_factory):
+    """Pipeline folders that are broken in one way each, and a ranged action-conditional one."""
+    root = tmp_path_factory.mktemp("bad-checkpoints")
+    folders = {}
+    for name, edit in {"string-field": lambda c: {**c, "n_layers": "4"}, "list-config": lambda c: [c],
+                       "null-config": lambda c: None}.items():
+        folders[name] = save(root, name, "none")[0]
+        path = root / name / "prior" / "config.json"
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    pipeline = tiny_pipeline("none")
+    with torch.no_grad():
+        pipeline.prior.fc_out.weight[0, 0] = float("nan")
+    folders["nan-weights"] = str(save_pipeline(root / "nan-weights", pipeline.vqvae, pipeline.prior))
+    folders["ranged"] = save(root, "ranged", "actions", action_range=[[-3.0, 3.0], [-3.0, 3.0]])[0]
+    folders["plain"] = save(root, "plain", "none")[0]
+    (root / "far.txt").write_text("0 0\n1e6 0\n0 0\n0 0\n")
+    (root / "near.txt").write_text("0 0\n3 -3\n0 0\n0 0\n")
+    existing = root / "data" / "digits.hdf5"
+    existing.parent.mkdir()
+    existing.write_bytes(b"a data set that took hours")
+    return root, folders
+
+
+def cli_bad_inputs(root, folders):
+    """(name, argv, expected message pattern) for `videogpt ...`; 'OUT' is replaced by a fresh output path."""
+    sample = ["sample", "--quiet", "--out", "OUT"]
+    return [
+        ("unknown device", [*sample, "--checkpoint", folders["plain"], "--device", "tpu9"], r"'tpu9' is not a torch"),
+        ("scale 1000", [*sample, "--checkpoint", folders["plain"], "--scale", "1000"],
+         r"--scale 1000 makes 16000x16000 frames .* at most 4096 pixels a side: use --scale 256 or less"),
+        ("fps nan", [*sample, "--checkpoint", folders["plain"], "--fps", "nan"], r"--fps must be a finite number"),
+        ("fps inf", [*sample, "--checkpoint", folders["plain"], "--fps", "inf"], r"--fps must be a finite number"),
+        ("negative seed", [*sample, "--checkpoint", folders["plain"], "--seed", "-1"],
+         r"--seed must be a whole number between 0 and"),
+        ("string-typed config field", [*sample, "--checkpoint", folders["string-field"]],
+         r"prior/config.json: field 'n_layers' must be int, got '4'"),
+        ("config that is a list", [*sample, "--checkpoint", folders["list-config"]],
+         r"config.json: must be a JSON object of VideoGPTConfig fields, got list"),
+        ("config that is null", [*sample, "--checkpoint", folders["null-config"]], r"got NoneType"),
+        ("NaN weights", [*sample, "--checkpoint", folders["nan-weights"]],
+         r"nan-weights/prior/model.safetensors: 1 tensor\(s\) hold NaN or infinite values"),
+        ("action far outside the trained range", [*sample, "--checkpoint", folders["ranged"], "--actions",
+                                                  str(root / "far.txt")],
+         r"action row 2, column 1 = 1e\+06 is outside the range this model was trained on \(column 1 in \[-3, 3\]"),
+        ("make-dataset over an existing file", ["make-dataset", "digits", "--out", str(root / "data"), "--n", "1",
+                                                "--frames", "2", "--quiet"],
+         r"digits.hdf5 already exists; pass --overwrite"),
+    ] + ([] if torch.cuda.is_available() else [
+        ("cuda on a CPU-only torch", [*sample, "--checkpoint", folders["plain"], "--device", "cuda"],
+         r"sees no CUDA GPU .* use --device cpu"),
+    ])
+
+
+def test_every_bad_command_line_gets_one_clear_line_and_status_2(bad_checkpoints, capsys):
+    root, folders = bad_checkpoints
+    cases = cli_bad_inputs(root, folders)
+    for index, (name, argv, pattern) in enumerate(cases):
+        out = root / f"out-{index}.mp4"
+        argv = [str(out) if a == "OUT" else a for a in argv]
+        status = cli.main(argv)
+        printed = capsys.readouterr()
+        assert status == 2, f"{name}: exit status {status}"
+        assert re.search(pattern, printed.err), f"{name}: unexpected message {printed.err!r}"
+        assert printed.err.count("\n") == 1 and "Traceback" not in printed.err, f"{name}: {printed.err!r}"
+        assert "sampled and decoded" not in printed.out, f"{name}: refused only after sampling"
+        assert not out.exists(), name
+    assert (root / "data" / "digits.hdf5").read_bytes() == b"a data set that took hours"
+
+
+def test_the_corpus_commands_work_once_the_input_is_right(bad_checkpoints, tmp_path, capsys):
+    root, folders = bad_checkpoints
+    out = tmp_path / "near.mp4"
+    assert cli.main(["sample", "--quiet", "--checkpoint", folders["ranged"], "--actions", str(root / "near.txt"),
+                     "--out", str(out), "--scale", "1", "--seed", "0"]) == 0
+    assert read_video(out).shape == (4, 16, 16, 3)
+    assert cli.main(["make-dataset", "digits", "--out", str(root / "data"), "--n", "1", "--frames", "2", "--quiet",
+                     "--overwrite"]) == 0
+    assert (root / "data" / "digits.hdf5").read_bytes()[:4] == b"\x89HDF"
+    capsys.readouterr()
+
+
+def test_encode_dataset_help_states_each_default_once_and_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["encode-dataset", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text and not re.search(r"\(default: [^)]*\) \(default:", text.replace("\n", " "))
+    options = re.findall(r"^  (--[a-z-]+)(.*)$", text, flags=re.M)
+    assert len(options) >= 12
+    for option, rest in options:
+        if option == "--help":
+            continue
+        after = text.split(option, 1)[1].split("\n  --", 1)[0]
+        words = re.sub(r"^[ A-Z_{},.-]*", "", after.replace("\n", " ")).strip()
+        assert len(words) > 10, f"{option} has no help: {after!r}"

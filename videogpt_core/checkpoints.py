@@ -80,6 +80,9 @@ class PretrainedMixin:
             data = json.loads(config_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{config_path}: not valid JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{config_path}: must be a JSON object of {cls.config_class.__name__} fields, "
+                             f"got {type(data).__name__}")
         kind = data.pop("model_kind", None)
         if kind != cls.model_kind:
             raise ValueError(f"{config_path}: holds a {kind!r} model, not a {cls.model_kind!r}")
@@ -116,6 +119,11 @@ class PretrainedMixin:
             if wrong:
                 parts.append(f"mismatched shapes {wrong[:5]}")
             raise ValueError(f"{source}: does not match the {self.model_kind} config: " + "; ".join(parts))
+        # NaN / inf weights would sample codes from NaN logits: a flat-colour video and no error.
+        broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if broken:
+            raise ValueError(f"{source}: {len(broken)} tensor(s) hold NaN or infinite values ({', '.join(broken[:5])}"
+                             f"{' ...' if len(broken) > 5 else ''}); the checkpoint is broken: retrain or restore it")
         # Stored in half precision is fine: copy_ converts back to the model's float32.
         self.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 

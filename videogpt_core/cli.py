@@ -16,7 +16,9 @@ COMMAND_MODULES = (
     "videogpt_core.data.codes",
     "videogpt_core.train",
     "videogpt_core.evaluate",
+    "videogpt_core.fvd.convert_i3d",
     "videogpt_core.sample_cli",
+    "videogpt_core.reconstruct_cli",
 )
 
 

@@ -3,11 +3,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import types
+import typing
 from dataclasses import dataclass
 
 
 def _is_power_of_two(n: int) -> bool:
     return n >= 1 and (n & (n - 1)) == 0
+
+
+def _check_positive(config, names: tuple[str, ...]) -> None:
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
 
 
 @dataclass
@@ -25,6 +34,8 @@ class VQVAEConfig:
     recon_loss_scale: float = 0.06  # the reference divides the MSE by this (about the data variance)
 
     def __post_init__(self):
+        _check_positive(self, ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "sequence_length",
+                               "resolution", "n_attn_heads"))
         self.downsample = tuple(int(d) for d in self.downsample)
         if len(self.downsample) != 3 or not all(_is_power_of_two(d) for d in self.downsample):
             raise ValueError(f"downsample must be three powers of two (T, H, W), got {self.downsample}")
@@ -63,9 +74,14 @@ class VideoGPTConfig:
     class_names: list[str] | None = None
     action_dim: int = 0
     action_embed_dim: int = 64
+    # [low, high] of each action dimension in the training data: actions outside it are refused at sampling
+    # (far outside, the conditional norms saturate and the logits turn NaN). None: not recorded.
+    action_range: list[list[float]] | None = None
     cond_drop_prob: float = 0.0  # train-time condition dropout, so classifier-free guidance works
 
     def __post_init__(self):
+        _check_positive(self, ("n_codes", "embedding_dim", "sequence_length", "resolution", "hidden_dim", "n_heads",
+                               "n_layers"))
         self.latent_shape = tuple(int(s) for s in self.latent_shape)
         self.frame_encoder_widths = tuple(int(w) for w in self.frame_encoder_widths)
         self.frame_encoder_blocks = tuple(int(b) for b in self.frame_encoder_blocks)
@@ -86,6 +102,14 @@ class VideoGPTConfig:
             self.class_names = [str(c) for c in self.class_names]
             if len(self.class_names) != self.n_classes:
                 raise ValueError(f"{len(self.class_names)} class_names for n_classes={self.n_classes}")
+        if self.action_range is not None:
+            self.action_range = [[float(low), float(high)] for low, high in self.action_range]
+            if len(self.action_range) != self.action_dim:
+                raise ValueError(f"action_range has {len(self.action_range)} [low, high] pairs for "
+                                 f"action_dim={self.action_dim}")
+            if not all(math.isfinite(low) and math.isfinite(high) and low <= high for low, high in self.action_range):
+                raise ValueError(f"action_range must hold finite [low, high] pairs with low <= high, "
+                                 f"got {self.action_range}")
 
     @property
     def frames_per_latent(self) -> int:
@@ -105,12 +129,50 @@ def config_to_dict(config) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
+def _matches(value, kind) -> bool:
+    """Whether a JSON value fits a field's annotation (int, float, str, tuple[int, ...], list[...], X | None)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in args)
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args))
+        return all(_matches(v, args[0]) for v in value) if args else True
+    return True
+
+
+def _type_name(kind) -> str:
+    return str(kind).replace("typing.", "") if typing.get_origin(kind) else kind.__name__
+
+
 def config_from_dict(cls, data: dict, source: str = "config"):
+    """A config from a config.json's dict; wrong field names or value types are a ValueError naming them."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: must be a JSON object of {cls.__name__} fields, got {type(data).__name__}")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{source}: unknown {cls.__name__} fields {unknown}; is this the right kind of model?")
-    return cls(**data)
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        if not _matches(value, hints[name]):
+            raise ValueError(f"{source}: field {name!r} must be {_type_name(hints[name])}, got {value!r}")
+    try:
+        return cls(**data)
+    except (ValueError, TypeError, ZeroDivisionError) as error:
+        raise ValueError(f"{source}: {error}") from None
 
 
 __all__ = ["VQVAEConfig", "VideoGPTConfig", "config_to_dict", "config_from_dict"]

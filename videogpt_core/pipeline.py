@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,8 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from videogpt_core.action_range import check_actions_in_range
 from videogpt_core.checkpoints import load_models
+from videogpt_core.codec_windows import pad_to_window, reconstruct_in_windows
 from videogpt_core.data.transforms import from_model_video, resize_center_crop, to_model_video
+from videogpt_core.non_finite import NonFiniteLogitsError
 from videogpt_core.prior import VideoGPT
 from videogpt_core.quantization import check_quantize
 from videogpt_core.sampling import SamplingOptions, generate_codes
@@ -53,6 +57,35 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The device to run on ('cuda' when available, else 'cpu'), or a ValueError saying what is available."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {device!r} is not a torch device; use 'cpu' or 'cuda' (or 'cuda:N')") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: this torch build sees no CUDA GPU (torch {torch.__version__}, "
+                             "CUDA " + (torch.version.cuda or "not built in") + "); use --device cpu")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: there are only {torch.cuda.device_count()} CUDA device(s)")
+    elif resolved.type != "cpu":
+        raise ValueError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
+    return resolved
+
+
+def whole_number(value, name: str, low: int, high: int | None = None) -> int:
+    """An int from any integer type (numpy's too); bools, fractions and strings are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{name} must be a whole number {bound}, got {value!r}")
+    return int(value)
+
+
 def compile_decode_step(prior: VideoGPT, cuda_graphs: bool) -> None:
     """torch.compile the prior's decode step (for CUDA graphs, or for a CPU), replacing any compiled before."""
     step = VideoGPT.decode_step.__get__(prior)  # the eager step, also when an earlier pipeline compiled it
@@ -69,6 +102,8 @@ def compile_decode_step(prior: VideoGPT, cuda_graphs: bool) -> None:
 
 
 class VideoGPTPipeline:
+    source: str = "this pipeline"  # named in errors about the model; from_pretrained sets the folder
+
     def __init__(self, vqvae: VQVAE, prior: VideoGPT, device: str | torch.device | None = None,
                  threads: int | None = None, amp_dtype: torch.dtype | None = None,
                  vqvae_bf16: bool | None = None, compile: bool = False, quantize: str | None = None):
@@ -82,7 +117,7 @@ class VideoGPTPipeline:
         if vqvae.latent_shape != prior.latent_shape or vqvae.n_codes != prior.n_codes:
             raise ValueError(f"the prior models {prior.latent_shape} grids of {prior.n_codes} codes, the VQ-VAE "
                              f"makes {vqvae.latent_shape} grids of {vqvae.n_codes}: they do not belong together")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         check_quantize(quantize, self.device)
         self.quantize = quantize
         if threads is not None:
@@ -126,7 +161,9 @@ class VideoGPTPipeline:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **kwargs) -> "VideoGPTPipeline":
         vqvae, prior = load_models(directory)
-        return cls(vqvae, prior, **kwargs)
+        pipeline = cls(vqvae, prior, **kwargs)
+        pipeline.source = str(directory)
+        return pipeline
 
     # ---- properties the UI reads --------------------------------------------------------------------
 
@@ -168,6 +205,10 @@ class VideoGPTPipeline:
             if label not in self.class_names:
                 raise ValueError(f"label {label!r} is not one of this model's classes: {self.class_names}")
             return self.class_names.index(label)
+        if isinstance(label, bool) or not isinstance(label, (str, numbers.Integral)):
+            # 7.9 or True would silently become class 7 or 1.
+            raise ValueError(f"label must be a class name or a whole-number index, got {label!r}; this model's "
+                             f"classes: {self.class_names}")
         index = int(label)
         if not 0 <= index < cfg.n_classes:
             raise ValueError(f"label {index} is out of range: this model has classes 0..{cfg.n_classes - 1}")
@@ -187,6 +228,7 @@ class VideoGPTPipeline:
                              f"frame; got {array.shape}")
         if not np.isfinite(array).all():
             raise ValueError("actions contain NaN or infinite values")
+        check_actions_in_range(array, cfg.action_range)
         return torch.from_numpy(array).to(self.device)
 
     # ---- generation ---------------------------------------------------------------------------------
@@ -210,11 +252,7 @@ class VideoGPTPipeline:
 
     def _whole_window(self, video: torch.Tensor) -> torch.Tensor:
         """The first window of `video` (n, 3, T, H, W), its last frame repeated if it is shorter."""
-        length = self.config.sequence_length  # the window the VQ-VAE was trained on
-        window = video[:, :, :length]
-        if window.shape[2] < length:
-            window = torch.cat([window, window[:, :, -1:].expand(-1, -1, length - window.shape[2], -1, -1)], dim=2)
-        return window
+        return pad_to_window(video, self.config.sequence_length)  # the window the VQ-VAE was trained on
 
     def _as_model_video(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 videos (n, T, H, W, 3) -> (n, 3, T, H, W) in [-0.5, 0.5] on the device."""
@@ -233,24 +271,9 @@ class VideoGPTPipeline:
         """A video (n, 3, T, res, res) in [-0.5, 0.5] through the VQ-VAE -> uint8 frames (n, T, H, W, 3) and
         codes (n, T / frames_per_latent, h, w); T must be a multiple of frames_per_latent.
 
-        Encoded and decoded window by window of the training length (32-frame test clips: 32.9 dB vs
-        26.8 dB for the whole clip at once, pusher). A short tail is taken from the window ending at the
-        clip's end; a clip shorter than a window is completed by repeating its last frame.
+        Encoded and decoded window by window of the training length (see codec_windows.py).
         """
-        length, fpl = self.config.sequence_length, self.config.frames_per_latent
-        total = video.shape[2]
-        if total % fpl:
-            raise ValueError(f"the video has {total} frames; reconstruct needs a multiple of {fpl}")
-        frames, codes = [], []
-        with torch.no_grad():
-            for start in range(0, total, length):
-                end = min(start + length, total)
-                window_start = max(0, end - length)
-                window_codes = self.vqvae.encode(self._whole_window(video[:, :, window_start:end].to(self.device)))
-                first = start - window_start  # frames of this window that earlier windows gave already
-                frames.append(self.decode(window_codes)[:, first: first + end - start])
-                codes.append(window_codes[:, first // fpl: (end - window_start) // fpl])
-        return np.concatenate(frames, axis=1), torch.cat(codes, dim=1).cpu()
+        return reconstruct_in_windows(self.vqvae, video.to(self.device), self.decode)
 
     def stream(self, n: int = 1, frames=None, label=None, actions=None, temperature: float = 1.0,
                top_k: int | None = None, top_p: float | None = None, cfg_scale: float | None = None,
@@ -268,18 +291,23 @@ class VideoGPTPipeline:
             pass
         return GenerationResult(frames=last.frames, codes=last.codes, seed=last.seed)
 
+    def _named_errors(self, codes: Iterator) -> Iterator:
+        """The sampler's codes; its non-finite-logits error names this pipeline's checkpoint."""
+        try:
+            yield from codes
+        except NonFiniteLogitsError as error:
+            raise NonFiniteLogitsError(f"{self.source}: {error}") from None
+
     def _run(self, n, frames, label, actions, options: SamplingOptions, seed, n_frames,
              progressive: bool) -> Iterator[StreamUpdate]:
         cfg = self.prior.config
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n (number of samples) must be a whole number >= 1, got {n!r}")
-        n_frames = cfg.sequence_length if n_frames is None else n_frames
-        if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
-            raise ValueError(f"n_frames must be a whole number >= 1, got {n_frames!r}")
+        n = whole_number(n, "n (number of samples)", 1)
+        n_frames = whole_number(cfg.sequence_length if n_frames is None else n_frames, "n_frames", 1)
         options.check(self.prior)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
-        generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        seed = whole_number(seed, "seed", 0, 2**63 - 1)  # 1.5 would silently become seed 1
+        generator = torch.Generator(device=self.device).manual_seed(seed)
 
         t, h, w = self.prior.latent_shape
         fpl = cfg.frames_per_latent
@@ -329,10 +357,10 @@ class VideoGPTPipeline:
                 # slices re-encode slices the video has already.
                 first_new = n_kept if window_start else 0
                 slices_needed = min(t, total_slices - window_start)
-                for codes, done in generate_codes(
+                for codes, done in self._named_errors(generate_codes(
                         self.prior, n, frames=cond_frames, labels=labels, actions=window_actions,
                         prefix=None if kept is None else kept.flatten(1), options=options,
-                        generator=generator, quantize=self.quantize):
+                        generator=generator, quantize=self.quantize)):
                     if done <= n_kept and window_start:
                         continue  # slices carried over from the previous window were shown already
                     all_codes = torch.cat([all_codes[:, :window_start + first_new], codes[:, first_new:done]], dim=1)

@@ -6,6 +6,7 @@ with one "dx dy" row per output frame. Several samples are tiled side by side in
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 from videogpt_core.video_io import VIDEO_EXTENSIONS, read_image, read_video, write_gif, write_mp4
 
 OUTPUT_WRITERS = {".mp4": write_mp4, ".gif": write_gif}
+MAX_OUTPUT_SIDE = 4096  # pixels; checked before sampling, so a large --scale cannot fail after the work
 
 
 def read_frames(path: str | Path, max_frames: int) -> np.ndarray:
@@ -82,10 +84,22 @@ def _output_paths(args: argparse.Namespace) -> list[Path]:
 def _check_numbers(args: argparse.Namespace) -> None:
     if args.scale < 1:
         raise ValueError(f"--scale must be a whole number >= 1, got {args.scale}")
-    if args.fps <= 0:
-        raise ValueError(f"--fps must be > 0, got {args.fps}")
+    if not math.isfinite(args.fps) or args.fps <= 0:
+        raise ValueError(f"--fps must be a finite number > 0, got {args.fps}")
+    if args.seed is not None and not 0 <= args.seed <= 2**63 - 1:
+        raise ValueError(f"--seed must be a whole number between 0 and {2**63 - 1}, got {args.seed}")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
+
+
+def _check_output_size(args: argparse.Namespace, resolution: int) -> None:
+    """The tiled, upscaled frame must fit, checked once the model's frame size is known (before sampling)."""
+    height, width = resolution * args.scale, max(1, args.n) * resolution * args.scale
+    if max(height, width) > MAX_OUTPUT_SIDE:
+        largest = max(1, MAX_OUTPUT_SIDE // (max(1, args.n) * resolution))
+        raise ValueError(f"--scale {args.scale} makes {width}x{height} frames ({args.n} sample(s) of {resolution}x"
+                         f"{resolution} side by side); at most {MAX_OUTPUT_SIDE} pixels a side: use --scale "
+                         f"{largest} or less")
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -97,6 +111,7 @@ def run_sample(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.checkpoint, device=args.device, threads=args.threads, compile=args.compile,
                              quantize=args.quantize)
     loaded = time.perf_counter()
+    _check_output_size(args, pipeline.resolution)
 
     frames = None if args.frame is None else read_frames(args.frame, pipeline.sequence_length)
     actions = None if args.actions is None else load_actions(args.actions)

@@ -327,7 +327,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
             "frame-conditioned priors), labels.npy / actions.npy when the data has them, and meta.json. "
             "Prior training then reads this folder (CodeDataset) and never touches pixels."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--checkpoint", required=True, metavar="DIR",
                         help="a VQ-VAE folder (config.json + weights), or a pipeline folder containing vqvae/")
@@ -338,15 +337,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         help="frames per clip (default: the VQ-VAE's sequence_length)")
     parser.add_argument("--resolution", type=int, default=None,
                         help="frame size in pixels after resize + center crop (default: the VQ-VAE's)")
-    parser.add_argument("--frame-stride", type=int, default=1, help="take every N-th frame of the source")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--frame-stride", type=int, default=1,
+                        help="take every N-th frame of the source (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="clips encoded at once; lower it when memory runs out (default: %(default)s)")
     parser.add_argument("--cond-frames", type=int, default=1,
-                        help="first frames of each clip to keep for frame-conditioned priors (0: none)")
+                        help="first frames of each clip to keep for frame-conditioned priors, 0: none "
+                             "(default: %(default)s)")
     parser.add_argument("--clips-per-video", type=int, default=1,
-                        help="random clips taken from each video (useful with --split train)")
+                        help="random clips taken from each video, useful with --split train (default: %(default)s)")
     parser.add_argument("--split", choices=("train", "test"), default="train",
-                        help="which split: train (random clip windows) or test (first window of each video)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes for decoding")
+                        help="which split: train (random clip windows) or test (first window of each video) "
+                             "(default: %(default)s)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where the VQ-VAE runs, cpu or cuda (default: %(default)s, as this machine has)")
+    parser.add_argument("--num-workers", type=int, default=0,
+                        help="DataLoader worker processes for decoding, 0: decode in this process "
+                             "(default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace a code cache already in --out")
     parser.set_defaults(func=_encode_dataset_command)

@@ -5,11 +5,14 @@ Layout of DIR/WORLD.hdf5, for split in ("train", "test"):
   {split}_idx        int64   (n_videos,)                start frame of each episode in {split}_data
   {split}_seeds      int64   (n_videos,)                the seed that regenerates each episode
   {split}_positions  float32 (total_frames, n_things, 2) (x, y) pixel centres; NaN for things an episode lacks
+                                                        (fetchpush: gripper, block)
   {split}_actions    float32 (total_frames, action_dim) worlds with actions; actions[j] moved frame j-1 to j
                                                         (0 at each episode's first frame)
   {split}_labels     int64   (n_videos,)                worlds with classes
   {split}_object_colours uint8 (n_videos, 3, 3)         pusher: RGB of each object (rows of absent objects are 0)
-attrs: world, fps, action_dim, n_frames, base_seed, description, class_names (JSON list; worlds with classes).
+attrs: world, fps, action_dim, n_frames, base_seed, description, class_names (JSON list; worlds with classes),
+action_names (JSON list; worlds with named actions), and a world's own (vizdoom: scenario, frame_skip;
+fetchpush: things, the order of the positions). Worlds without positions (vizdoom) have no {split}_positions.
 """
 from __future__ import annotations
 
@@ -37,8 +40,9 @@ def _create_split(
     datasets = {
         "data": file.create_dataset(f"{split}_data", (total, 64, 64, 3), np.uint8,
                                     chunks=(chunk, 64, 64, 3), compression="lzf"),
-        "positions": file.create_dataset(f"{split}_positions", (total, spec.n_things, 2), np.float32),
     }
+    if spec.n_things:
+        datasets["positions"] = file.create_dataset(f"{split}_positions", (total, spec.n_things, 2), np.float32)
     if spec.action_dim:
         datasets["actions"] = file.create_dataset(f"{split}_actions", (total, spec.action_dim), np.float32)
     if spec.class_names:
@@ -50,9 +54,11 @@ def _create_split(
 
 
 def _episode_arrays(spec: WorldSpec, episode, n_frames: int) -> dict[str, np.ndarray]:
-    positions = np.full((n_frames, spec.n_things, 2), np.nan, dtype=np.float32)
-    positions[:, : episode.positions.shape[1]] = episode.positions
-    arrays = {"data": episode.frames, "positions": positions}
+    arrays = {"data": episode.frames}
+    if spec.n_things:
+        positions = np.full((n_frames, spec.n_things, 2), np.nan, dtype=np.float32)
+        positions[:, : episode.positions.shape[1]] = episode.positions
+        arrays["positions"] = positions
     if spec.action_dim:
         arrays["actions"] = episode.actions
     if spec.class_names:
@@ -64,21 +70,25 @@ def _episode_arrays(spec: WorldSpec, episode, n_frames: int) -> dict[str, np.nda
     return arrays
 
 
-def _render_episode(job: tuple[str, int, int]) -> dict[str, np.ndarray]:
+def _render_episode(job: tuple[str, int, int, tuple]) -> dict[str, np.ndarray]:
     """One episode's arrays; a module-level function so worker processes can run it."""
-    world, seed, n_frames = job
-    spec = get_world(world)
+    world, seed, n_frames, options = job
+    spec = get_world(world, **dict(options))
     return _episode_arrays(spec, spec.generate(seed, n_frames), n_frames)
 
 
 def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_test: int | None = None,
-                        n_frames: int = 32, base_seed: int = 0, progress: bool = True, workers: int = 1) -> Path:
+                        n_frames: int | None = None, base_seed: int = 0, progress: bool = True, workers: int = 1,
+                        overwrite: bool = False, **options) -> Path:
     """Render `n_train` + `n_test` episodes of `world` into out_dir/WORLD.hdf5 (see the module docstring).
 
     `workers` > 1 renders episodes in that many processes; the file is the same (each episode depends on its
-    seed alone).
+    seed alone). `n_frames` None: the world's default length. `options`: the world's own (e.g. vizdoom's
+    scenario and frame_skip); None values keep their defaults.
     """
-    spec = get_world(world)
+    spec = get_world(world, **options)
+    options = tuple(sorted((key, value) for key, value in options.items() if value is not None))
+    n_frames = spec.default_frames if n_frames is None else n_frames
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if n_train < 1:
@@ -90,17 +100,26 @@ def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_
         raise ValueError(f"--frames must be >= 2 (a video), got {n_frames}")
     seeds = {"train": split_seeds("train", n_train, base_seed), "test": split_seeds("test", n_test, base_seed)}
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{world}.hdf5"
+    if path.exists() and not overwrite:  # checked before rendering: a data set is hours of work to redo
+        raise ValueError(f"{path} already exists; pass --overwrite to replace it, or choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".hdf5.partial")  # renamed into place only when complete
     executor = ProcessPoolExecutor(workers) if workers > 1 else None
     render = executor.map if executor else map
     try:
+        # Start the simulator (and the worker processes) before the file is open: the vizdoom engine is a
+        # child process that would inherit the open file and keep its lock after we close it.
+        warm_up = (world, int(seeds["train"][0]), 2, options)
+        list(render(_render_episode, [warm_up] * workers))
         with h5py.File(partial, "w") as file:
             file.attrs.update(world=world, fps=spec.fps, action_dim=spec.action_dim, n_frames=n_frames,
                               base_seed=base_seed, description=spec.description)
             if spec.class_names:
                 file.attrs["class_names"] = json.dumps(list(spec.class_names))
+            if spec.action_names:
+                file.attrs["action_names"] = json.dumps(list(spec.action_names))
+            file.attrs.update(dict(spec.attrs))
             for split in SPLITS:
                 split_seed_list = seeds[split]
                 datasets = _create_split(file, split, spec, len(split_seed_list), n_frames)
@@ -109,7 +128,7 @@ def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_
                 bar = tqdm(total=len(split_seed_list), desc=f"{world} {split}", unit="episode",
                            disable=not progress)
                 for start in range(0, len(split_seed_list), _WRITE_BATCH):
-                    jobs = [(world, int(seed), n_frames) for seed in split_seed_list[start: start + _WRITE_BATCH]]
+                    jobs = [(world, int(seed), n_frames, options) for seed in split_seed_list[start: start + _WRITE_BATCH]]
                     batch = list(render(_render_episode, jobs))
                     stop = start + len(batch)
                     for key, dataset in datasets.items():
@@ -126,10 +145,22 @@ def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_
 
 
 def _run_make_dataset(args: argparse.Namespace) -> int:
+    if args.world == "mixture":
+        from .mixture import write_mixture_dataset
+
+        frames = 32 if args.frames is None else args.frames
+        path = write_mixture_dataset(args.out, args.n, args.n_test, frames, args.seed, args.resolution,
+                                     args.mix, progress=not args.quiet, workers=args.workers,
+                                     overwrite=args.overwrite)
+        print(f"wrote {path}")
+        return 0
     path = write_world_dataset(args.world, args.out, args.n, args.n_test, args.frames, args.seed,
-                               progress=not args.quiet, workers=args.workers)
+                               progress=not args.quiet, workers=args.workers, overwrite=args.overwrite,
+                               scenario=args.scenario, frame_skip=args.frame_skip)
     n_test = max(1, args.n // 10) if args.n_test is None else args.n_test
-    print(f"wrote {path} ({args.n} train + {n_test} test episodes of {args.frames} frames)")
+    with h5py.File(path, "r") as file:
+        n_frames = int(file.attrs["n_frames"])
+    print(f"wrote {path} ({args.n} train + {n_test} test episodes of {n_frames} frames)")
     return 0
 
 
@@ -140,20 +171,34 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "make-dataset",
         help="render a built-in synthetic world into a BAIR-layout HDF5 data set",
         description=(
-            "Render seeded episodes of a built-in procedural world (64x64 RGB, nothing downloaded) into "
+            "Render seeded episodes of a built-in world (64x64 RGB, nothing downloaded; vizdoom and fetchpush "
+            "need the simulators: pip install -e \".[worlds]\") into "
             "OUT/WORLD.hdf5 with 'train' and 'test' splits in the BAIR HDF5 layout that the data loaders read "
             f"({{split}}_data, _idx, _actions, _labels, _positions, _seeds). Worlds: {worlds}. "
             f"Train episode i uses seed SEED+i, test episode i uses seed {TEST_SEED_OFFSET:_}+SEED+i, "
             "so the splits never share an episode."
         ),
     )
-    parser.add_argument("world", choices=sorted(WORLDS), help="which world to render")
+    parser.add_argument("world", choices=sorted([*WORLDS, "mixture"]),
+                        help="which world to render; 'mixture': photographs filmed by a synthetic camera, "
+                             "dead-leaves video and every world that runs here (needs pip install -e '.[data]')")
     parser.add_argument("--out", required=True, help="output folder; the file is OUT/WORLD.hdf5")
     parser.add_argument("--n", type=int, required=True, help="number of training episodes")
     parser.add_argument("--n-test", type=int, default=None, help="number of test episodes (default: N//10, at least 1)")
-    parser.add_argument("--frames", type=int, default=32, help="frames per episode (default: 32)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames per episode (default: 32; vizdoom health_gathering_supreme: 100)")
+    parser.add_argument("--scenario", default=None,
+                        help="vizdoom only: health_gathering_supreme (the default, the paper's) or freedoom "
+                             "(Freedoom Phase 2 maps, monsters)")
+    parser.add_argument("--frame-skip", type=int, default=None,
+                        help="vizdoom only: game tics per frame, each holding the frame's buttons (default: 4)")
     parser.add_argument("--seed", type=int, default=0, help="base seed of both splits (default: 0)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes rendering episodes in parallel (default: 1); the file does not depend on it")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT/WORLD.hdf5 if it exists")
+    parser.add_argument("--mix", default=None,
+                        help="mixture only: source shares, e.g. camera=0.5,dead_leaves=0.3,worlds=0.2 (the default; "
+                             "'worlds' is split evenly between the worlds that run here, or name a world)")
+    parser.add_argument("--resolution", type=int, default=64, help="mixture only: frame size in pixels (default: 64)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run_make_dataset)
