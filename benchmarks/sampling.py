@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from benchmarks.common import (AMP_DTYPES, CONDITIONS, ModelSize, Timing, add_common_arguments, autocast,
                                build_models, measure, positive_ints, random_conditions, report, setup_device)
@@ -32,17 +31,7 @@ MODULE = "benchmarks.sampling"
 def naive_logits(prior: VideoGPT, condition: Condition, prefix: torch.Tensor) -> torch.Tensor:
     """Logits (B, n_codes) for position p = prefix.shape[1], from a teacher-forced forward over the
     p + 1 inputs (start token + prefix) with nothing cached: what sampling costs without a KV cache."""
-    batch, p = prefix.shape
-    t, h, w = prior.latent_shape
-    x = prior.fc_in(F.embedding(prefix, prior.codebook))
-    x = torch.cat([prior.sos.expand(batch, 1, -1).to(x.dtype), x], dim=1) + prior.pos_embd.table()[: p + 1]
-    steps = torch.arange(p + 1, device=x.device) // (h * w)
-
-    def per_position(affine):
-        g, b = affine
-        return (g, b) if g.dim() == 1 else (g[:, steps], b[:, steps])
-
-    return prior.fc_out(prior._blocks(x, condition, per_position)[:, -1])
+    return prior.teacher_forced(prefix, condition)[:, -1]
 
 
 def pick(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -87,9 +76,9 @@ def time_our_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, dev
         first_logits = prior.prefill(state)
         # The cache before a window holds noise instead of prefilled keys and values: a step costs the same
         # whatever they hold, and prefilling thousands of tokens would take longer than the timing itself.
-        for keys, values in state.caches:
-            keys.normal_(generator=generator)
-            values.normal_(generator=generator)
+        for cache in state.caches:
+            cache.keys.normal_(generator=generator)
+            cache.values.normal_(generator=generator)
     results = []
     for start in window_starts(length, window):
 

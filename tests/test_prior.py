@@ -235,6 +235,73 @@ def test_decode_step_rejects_a_wrong_batch_or_position():
     assert model.decode_step(state, torch.zeros(2, dtype=torch.long), 1).shape == (2, N_CODES)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_verify_scores_several_tokens_as_teacher_forcing_does(kind):
+    model = make_prior(kind)
+    codes, cond = random_codes(2), conditions(model, 2)
+    flat = codes.flatten(1)
+    length = flat.shape[1]
+    with torch.no_grad():
+        teacher_forced = model(codes, **cond).flatten(1, 3)
+    # Across a time-slice boundary (6 positions per slice), from the first position, up to the last one.
+    for position, k in [(1, 4), (4, 5), (7, 1), (length - 3, 3), (1, length - 1)]:
+        state = model.start_decoding(2, **cond)
+        model.prefill(state, flat[:, : position - 1])
+        scored = model.verify(state, flat[:, position - 1: position - 1 + k], position)
+        assert scored.shape == (2, k, N_CODES)
+        difference = (scored - teacher_forced[:, position: position + k]).abs().max().item()
+        assert difference < 1e-4, (position, k, difference)
+
+
+def test_verify_needs_no_rollback_after_rejected_proposals():
+    model = make_prior("all")
+    codes, cond = random_codes(2), conditions(model, 2)
+    flat = codes.flatten(1)
+    with torch.no_grad():
+        teacher_forced = model(codes, **cond).flatten(1, 3)
+    state = model.start_decoding(2, **cond)
+    model.prefill(state, flat[:, :3])
+    wrong = (flat[:, 3:8] + 1) % N_CODES
+    wrong[:, 0] = flat[:, 3]  # the drawn code is right, the proposals after it wrong
+    model.verify(state, wrong, 4)
+    # Accept one proposal's position (4), then continue from there: the stale entries get overwritten.
+    after = [model.decode_step(state, flat[:, position - 1], position) for position in (5, 6)]
+    after.append(model.verify(state, flat[:, 6:9], 7)[:, -1])
+    expected = teacher_forced[:, [5, 6, 9]]
+    assert (torch.stack(after, dim=1) - expected).abs().max() < 1e-4
+
+
+def test_verify_rejects_bad_positions_and_codes():
+    model = make_prior("unconditional")
+    state = model.start_decoding(2)
+    length = math.prod(LATENT)
+    codes = torch.zeros(2, 3, dtype=torch.long)
+    for position in (0, length - 2, 1.0):
+        with pytest.raises(ValueError, match="verify needs"):
+            model.verify(state, codes, position)
+    with pytest.raises(ValueError, match=r"shape \(2, n\)"):
+        model.verify(state, codes[:1], 1)
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, "):
+        model.verify(state, codes + N_CODES, 1)
+    assert model.verify(state, codes, length - 3).shape == (2, 3, N_CODES)
+
+
+def test_decoding_copy_follows_the_weights_in_place_and_leaves_the_state_dict_alone():
+    model = make_prior("frames")
+    keys = list(model.state_dict())
+    codes, cond = random_codes(1), conditions(model, 1)
+    cached_logits(model, codes, **cond)
+    decoder = model._decoders[None]
+    addresses = [t.data_ptr() for t in decoder.tensors()]
+    with torch.no_grad():  # as a training step or load_state_dict would
+        model.blocks[1].fc_block[2].weight.mul_(-1.5)
+        model.fc_in.weight.add_(0.1)
+        teacher_forced = model(codes, **cond).flatten(1, 3)
+    assert (cached_logits(model, codes, **cond) - teacher_forced).abs().max() < 1e-4
+    assert model._decoders[None] is decoder and [t.data_ptr() for t in decoder.tensors()] == addresses
+    assert list(model.state_dict()) == keys and not any("qkv" in key for key in keys)
+
+
 # ------------------------------------------------------------------------------------------------ building blocks
 
 

@@ -14,7 +14,7 @@ from benchmarks import sampling
 from tiny_models import random_inputs, tiny_prior, tiny_vqvae
 from videogpt_core.checkpoints import save_pipeline
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
-from videogpt_core.quantization import Int8Weight, check_quantize
+from videogpt_core.quantization import Int8Linear, TransposedLinear, check_quantize
 
 # Measured on the tiny priors: up to 2.3 % relative logit error and 1 argmax flip in 64 positions; at the
 # reference BAIR size (random weights) 1.5-2 % and 96-99 % of argmaxes kept. The bounds leave room for
@@ -68,17 +68,23 @@ def test_float_default_keeps_the_float_layout_and_matches_the_forward():
     prior = tiny_prior(tiny_vqvae(), "frames")
     inputs = random_inputs(prior, 2)
     state = prior.start_decoding(2, **inputs)
-    block, weights = prior.blocks[0], state.weights[0]
-    assert all(isinstance(w, torch.Tensor) for w in weights.values())
-    assert torch.equal(weights["fc1"], block.fc_block[0].weight.t())
-    assert torch.equal(weights["qkv"], torch.cat([block.attn.w_qs.weight, block.attn.w_ks.weight,
-                                                   block.attn.w_vs.weight]).t())
-    assert torch.equal(weights["cross_out"], block.enc_attn.fc.weight.t())
-    assert torch.equal(state.out_weight, prior.fc_out.weight.t())
+    block, copied = prior.blocks[0], state.decoder.blocks[0]
+    layers = [copied.attn.w_qkv, copied.attn.fc, copied.enc_attn.w_qs, copied.enc_attn.fc, copied.fc_block[0],
+              copied.fc_block[2], state.decoder.fc_out]
+    assert all(isinstance(layer, TransposedLinear) for layer in layers)
+    assert torch.equal(copied.fc_block[0].weight_t, block.fc_block[0].weight.t())
+    assert torch.equal(copied.attn.w_qkv.weight_t, torch.cat([block.attn.w_qs.weight, block.attn.w_ks.weight,
+                                                              block.attn.w_vs.weight]).t())
+    assert torch.equal(copied.enc_attn.fc.weight_t, block.enc_attn.fc.weight.t())
+    assert torch.equal(state.decoder.fc_out.weight_t, prior.fc_out.weight.t())
+    assert isinstance(block.attn.w_qs, torch.nn.Linear) and block.attn.w_qkv is None  # the model is untouched
     codes = random_codes(prior, 2)
     with torch.no_grad():
         forward = prior(codes.view(2, *prior.latent_shape), **inputs).flatten(1, 3)
     torch.testing.assert_close(cached_logits(prior, inputs, codes, None), forward, atol=1e-5, rtol=1e-5)
+    int8 = prior.start_decoding(2, quantize="int8", **inputs).decoder
+    assert isinstance(int8.blocks[0].fc_block[2], Int8Linear) and isinstance(int8.fc_out, Int8Linear)
+    assert set(prior._decoders) == {None, "int8"}  # one decoding copy per weight format
 
 
 def test_pipelines_sharing_a_prior_keep_their_own_setting():
@@ -96,16 +102,16 @@ def test_int8_weight_round_trip_padding_and_zero_rows():
     generator = torch.Generator().manual_seed(0)
     weight = torch.randn(10, 37, generator=generator)  # 37 inputs: padded to 48 for the kernel
     weight[3] = 0  # fc_out starts all zero
-    quantized = Int8Weight.quantize(weight)
+    bias = torch.randn(10, generator=generator)
+    quantized, unbiased = Int8Linear(weight, bias), Int8Linear(weight)
     assert quantized.values.shape == (10, 48) and quantized.values.dtype == torch.int8
     assert quantized.values[:, 37:].abs().sum() == 0 and quantized.values[3].abs().sum() == 0
     step = quantized.scales.float()[:, None]
     assert ((quantized.dequantize() - weight).abs() <= 0.51 * step).all()
-    x = torch.randn(5, 37, generator=generator)
-    bias = torch.randn(10, generator=generator)
+    x = torch.randn(2, 5, 37, generator=generator)  # any leading shape
     reference = F.linear(x, quantized.dequantize(), bias)
-    torch.testing.assert_close(quantized.linear(x, bias), reference, atol=0.05, rtol=0.02)  # bf16 activations
-    assert quantized.linear(x)[:, 3].abs().max() == 0
+    torch.testing.assert_close(quantized(x), reference, atol=0.05, rtol=0.02)  # bf16 activations
+    assert unbiased(x)[..., 3].abs().max() == 0
 
 
 def test_many_rows_use_the_dequantized_weight_and_agree_with_the_kernel(monkeypatch):
@@ -114,7 +120,7 @@ def test_many_rows_use_the_dequantized_weight_and_agree_with_the_kernel(monkeypa
     codes = random_codes(prior, 1)
     state = prior.start_decoding(1, quantize="int8", **inputs)
     by_kernel = prior.prefill(state, codes[:, :20])
-    monkeypatch.setattr(Int8Weight, "KERNEL_MAX_ROWS", 0)  # every call through the float GEMM
+    monkeypatch.setattr(Int8Linear, "KERNEL_MAX_ROWS", 0)  # every call through the float GEMM
     state = prior.start_decoding(1, quantize="int8", **inputs)
     by_float_gemm = prior.prefill(state, codes[:, :20])
     relative = ((by_kernel - by_float_gemm).norm() / by_float_gemm.norm()).item()
@@ -131,7 +137,9 @@ def test_bad_quantize_values_raise():
     vqvae = tiny_vqvae()
     with pytest.raises(ValueError, match="quantize must be None"):
         VideoGPTPipeline(vqvae, tiny_prior(vqvae), device="cpu", quantize="fp8")
-    with pytest.raises(ValueError, match="CPU"):  # raised before anything moves to the GPU
+    # Raised before anything moves to the GPU; without one, the device itself is refused first.
+    expected = "CPU" if torch.cuda.is_available() else "sees no CUDA GPU"
+    with pytest.raises(ValueError, match=expected):
         VideoGPTPipeline(vqvae, tiny_prior(vqvae), device="cuda", quantize="int8")
 
 

@@ -100,25 +100,27 @@ def test_static_position_loop_samples_the_same_codes(vqvae):
 def test_static_decoding_keeps_one_state_per_shape_for_one_generation_at_a_time(vqvae):
     # A CUDA graph is recorded on the state's addresses: each generation must decode in the same tensors,
     # refilled with its own inputs, and two generations at once must not share them.
-    from videogpt_core.prior import _state_tensors
-
     prior = tiny_prior(vqvae, "all")
     inputs, other = random_inputs(prior, batch=2, seed=2), random_inputs(prior, batch=2, seed=5)
     first = prior.start_decoding(2, static=True, **inputs)
-    addresses = [t.data_ptr() for t in _state_tensors(first)]
-    assert not set(addresses) & {p.data_ptr() for p in prior.parameters()}  # copies, not the weights
+    addresses = [t.data_ptr() for t in first.tensors()]
+    weights = {p.data_ptr() for p in prior.parameters()}
+    # Copies, not the model's weights: both the state and the decoding copy's layouts.
+    assert not (set(addresses) | {t.data_ptr() for t in first.decoder.tensors()}) & weights
     busy = prior.start_decoding(2, static=True, **inputs)
-    assert busy is not first and not set(addresses) & {t.data_ptr() for t in _state_tensors(busy)}
+    assert busy is not first and not set(addresses) & {t.data_ptr() for t in busy.tensors()}
+    assert busy.decoder is first.decoder  # one decoding copy per weight format, shared
     first.release()
     again = prior.start_decoding(2, static=True, **other)
-    assert again is first and [t.data_ptr() for t in _state_tensors(again)] == addresses
+    assert again is first and [t.data_ptr() for t in again.tensors()] == addresses
     fresh = prior.start_decoding(2, **other)
-    assert all(torch.equal(a, b) for a, b in zip(_state_tensors(again), _state_tensors(fresh), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(again.tensors(), fresh.tensors(), strict=True))
     single = prior.start_decoding(1, static=True, **random_inputs(prior, batch=1))
     assert single is not first and single is not busy
     with pytest.raises(ValueError, match="quantize"):
         prior.start_decoding(1, static=True, quantize="int8")
     assert prior.double()._static_states == {} and prior.float()._static_states == {}  # moved: dropped
+    assert prior._decoders == {}
 
     # The sampling loop gives its state back when it finishes and when it is stopped early.
     prior.static_decode = True

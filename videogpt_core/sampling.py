@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from videogpt_core.non_finite import check_finite_logits
 from videogpt_core.prior import VideoGPT
 
 
@@ -127,6 +128,7 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
                 drawn = pick(logits)
                 codes[:, position] = drawn
                 if (position + 1) % slice_len == 0:
+                    check_finite_logits(logits, (position + 1) // slice_len)
                     yield codes.view(batch, t, h, w), (position + 1) // slice_len
     finally:  # also when the caller stops early (closes this generator)
         state.release()
