@@ -240,7 +240,9 @@ def test_prior_frame_encoder_size_options(capsys):
     args = train._prior_parser().parse_args(base + ["--frame-encoder-widths", "8,8,8,12",
                                                     "--frame-encoder-blocks", "1,1,1,1"])
     assert args.frame_encoder_widths == (8, 8, 8, 12) and args.frame_encoder_blocks == (1, 1, 1, 1)
-    assert train._prior_parser().parse_args(base).frame_encoder_widths == (64, 128, 256, 240)
+    defaults = train._prior_parser().parse_args(base + ["--size", "base"])
+    train._apply_size(defaults, "prior")
+    assert defaults.frame_encoder_widths == (64, 128, 256, 240)  # the reference's ResNet-34
     with pytest.raises(SystemExit):
         train._prior_parser().parse_args(base + ["--frame-encoder-widths", "8,x"])
     assert "comma-separated integers" in capsys.readouterr().err

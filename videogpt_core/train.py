@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -25,6 +26,8 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from videogpt_core.training_sizes import SIZES, default_size, preset, preset_help
+
 CHECKPOINT_DIR = "checkpoint"  # RUN_DIR/checkpoint: the full trainer state
 MODEL_DIR = "model"  # RUN_DIR/model: the exported save_pretrained folder(s)
 LOG_DIR = "logs"  # RUN_DIR/logs: TensorBoard event files
@@ -34,6 +37,7 @@ MODEL_WEIGHTS = "model.safetensors"
 OPTIMIZER_STATE = "optimizer.pt"
 TRAINER_STATE = "trainer_state.json"
 MEDIA_VIDEOS = 4  # videos shown per TensorBoard media entry
+ESTIMATE_STEPS = 5  # the time per 1,000 steps is printed after this many steps
 
 
 # =============================================================================================
@@ -465,9 +469,19 @@ def lr_multiplier(step: int, warmup: int, total: int, min_ratio: float = 0.0) ->
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def _has_accelerator_device() -> bool:
+    return torch.cuda.is_available() or torch.backends.mps.is_available() \
+        or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
 def _resolve_mixed_precision(mode: str) -> str:
     if mode == "auto":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+        if torch.cuda.is_available():
+            return "bf16" if torch.cuda.is_bf16_supported() else "no"
+        from videogpt_core.pipeline import cpu_supports_bf16
+        # On a CPU with native bf16 matrix instructions bf16 autocast makes both stages' steps faster at the
+        # same loss (BENCHMARKS.md); without them it is slower than float32.
+        return "bf16" if not _has_accelerator_device() and cpu_supports_bf16() else "no"
     if mode == "fp16" and not torch.cuda.is_available():
         raise ValueError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
     return mode
@@ -543,10 +557,8 @@ class Trainer:
             AcceleratorState._reset_state(reset_partial_state=False)
         # Accelerate takes the multi-process CPU (gloo) path of torchrun / accelerate launch only when
         # told cpu=True; without a GPU-type device that is what we want anyway.
-        has_device = torch.cuda.is_available() or torch.backends.mps.is_available() \
-            or (hasattr(torch, "xpu") and torch.xpu.is_available())
         return Accelerator(
-            cpu=not has_device,
+            cpu=not _has_accelerator_device(),
             mixed_precision=mixed_precision,
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=self.task.find_unused_parameters)],
         )
@@ -851,8 +863,11 @@ class Trainer:
         previous_handlers = self._install_signal_handlers()
         batches = self._train_batches()
         self.wrapped.train()
+        step_seconds: list[float] = []  # the first steps' durations, for the time estimate
+        estimate_after = min(ESTIMATE_STEPS, config.steps - first_step)
         try:
             while self.step < config.steps:
+                step_started = time.perf_counter()
                 step_scalars: dict[str, torch.Tensor] = {}
                 for micro in range(config.grad_accum):
                     batch = next(batches)
@@ -873,6 +888,10 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.step += 1
                 self._window.append(step_scalars)
+                if len(step_seconds) < estimate_after:
+                    step_seconds.append(time.perf_counter() - step_started)
+                    if len(step_seconds) == estimate_after:
+                        self._print(estimate_message(step_seconds, config.steps - self.step))
                 if self.bar is not None:
                     self.bar.update(1)
                 for callback in self.callbacks:
@@ -909,6 +928,27 @@ class Trainer:
         if accelerator.is_main_process and not result.interrupted:
             self._print(f"done: step {self.step}; model in {self.run_dir / MODEL_DIR}")
         return result
+
+
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    if minutes < 1:
+        return f"{seconds:.0f} s"
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def estimate_message(step_seconds: list[float], steps_left: int) -> str:
+    """The time per 1,000 steps from the first steps' durations (the first one, which allocates and
+    initialises, is left out when there are others)."""
+    timed = step_seconds[1:] if len(step_seconds) > 1 else step_seconds
+    per_step = statistics.median(timed)
+    first = len(step_seconds) - len(timed) + 1
+    message = (f"speed: {per_step:.2f} s per step (median of steps {first}-{len(step_seconds)} of this run, "
+               f"data loading included): about {_duration(1000 * per_step)} per 1,000 steps")
+    if steps_left > 0:
+        plural = "s" if steps_left > 1 else ""
+        message += f", {_duration(steps_left * per_step)} for the {steps_left:,} step{plural} left"
+    return message
 
 
 def _truncate_metrics(path: Path, last_step: int) -> None:
@@ -979,6 +1019,45 @@ def _saved_task(args: argparse.Namespace, kind: str) -> dict[str, Any] | None:
     return task
 
 
+def _apply_size(args: argparse.Namespace, stage: str) -> str:
+    """Fill the options left unset (None) from the --size preset, chosen from the device when not given;
+    returns the size. On --resume an unset --batch-size is the checkpoint's, so the data order continues."""
+    size = args.size or default_size()
+    values = preset(stage, size)
+    if args.resume and args.batch_size is None:
+        values["batch_size"] = _saved_trainer_config(args.out).get("batch_size", values["batch_size"])
+    for name, value in values.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    return size
+
+
+def _saved_trainer_config(run_dir) -> dict[str, Any]:
+    """The trainer options a run's checkpoint was written with ({} when there is none or it is unreadable:
+    _saved_task then says what is wrong)."""
+    checkpoint = find_checkpoint(run_dir)
+    try:
+        return dict(json.loads((checkpoint / TRAINER_STATE).read_text())["trainer_config"])
+    except (TypeError, OSError, json.JSONDecodeError, KeyError, ValueError):
+        return {}
+
+
+def _announce_size(args: argparse.Namespace, size: str, model: nn.Module, resumed: bool) -> None:
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    n_params = sum(p.numel() for p in model.parameters()) / 1e6
+    if resumed:
+        origin = "the checkpoint's shape"
+    elif args.size is None:
+        device = "a CUDA GPU" if torch.cuda.is_available() else "no CUDA GPU"
+        other = "small" if size == "base" else "base"
+        origin = f"{size}, chosen for this machine ({device}; --size {other} for the other preset)"
+    else:
+        origin = size
+    print(f"model size: {origin}; {n_params:.2f}M parameters, batch size {args.batch_size} per process",
+          file=sys.stderr)
+
+
 def _open_val_split(path: str, opener: Callable[..., Dataset], **kwargs) -> Dataset | None:
     try:
         return opener(path, train=False, **kwargs)
@@ -998,6 +1077,7 @@ def train_vqvae(args: argparse.Namespace | dict[str, Any], train_dataset: Datase
     args = _as_namespace(args, _vqvae_parser())
     if args.out is None:
         raise ValueError("--out is required: the run folder")
+    size = _apply_size(args, "vqvae")
     config = _trainer_config(args)
     saved = _saved_task(args, "vqvae")
     if saved is not None:
@@ -1016,6 +1096,7 @@ def train_vqvae(args: argparse.Namespace | dict[str, Any], train_dataset: Datase
                            else _open_val_split(args.data, open_dataset, **options))
     torch.manual_seed(args.seed)  # the same initial weights on every process
     task = VQVAETask(VQVAE(config=model_config))
+    _announce_size(args, size, task.model, resumed=saved is not None)
     return Trainer(config, task, train_dataset, val_dataset, callbacks).fit()
 
 
@@ -1035,12 +1116,14 @@ def train_prior(args: argparse.Namespace | dict[str, Any], train_dataset: Datase
                 callbacks: list | None = None) -> TrainResult:
     """Stage 2. args: the `videogpt train-prior` options. train_dataset: items {codes, frames?, label?,
     actions?} (default: CodeDataset(--codes)); vqvae: the frozen VQ-VAE (default: loaded from --vqvae)."""
+    from videogpt_core.action_range import action_range_of
     from videogpt_core.config import VideoGPTConfig, config_from_dict
     from videogpt_core.prior import VideoGPT
 
     args = _as_namespace(args, _prior_parser())
     if args.out is None:
         raise ValueError("--out is required: the run folder")
+    size = _apply_size(args, "prior")
     config = _trainer_config(args)
     saved = _saved_task(args, "prior")
     vqvae_path = None
@@ -1083,8 +1166,10 @@ def train_prior(args: argparse.Namespace | dict[str, Any], train_dataset: Datase
             n_classes=len(class_names) if args.class_cond else 0,
             class_names=list(class_names) if args.class_cond else None,
             action_dim=action_dim if args.action_cond else 0, cond_drop_prob=args.cond_drop_prob,
+            action_range=action_range_of(train_dataset) if args.action_cond else None,
             frame_encoder_widths=args.frame_encoder_widths, frame_encoder_blocks=args.frame_encoder_blocks)
     task = PriorTask(prior, vqvae, vqvae_path)
+    _announce_size(args, size, prior, resumed=saved is not None)
     return Trainer(config, task, train_dataset, val_dataset, callbacks).fit()
 
 
@@ -1123,8 +1208,9 @@ def _add_trainer_args(parser: argparse.ArgumentParser, val_help: str) -> None:
     group.add_argument("--out", required=True, metavar="RUN_DIR",
                        help="run folder: checkpoint/ (full state), model/ (exported), logs/ (TensorBoard)")
     group.add_argument("--steps", type=int, default=100_000, help="optimizer steps in total (default: %(default)s)")
-    group.add_argument("--batch-size", type=int, default=16,
-                       help="per process; a step sees batch x processes x grad-accum samples (default: %(default)s)")
+    group.add_argument("--batch-size", type=int, default=None,
+                       help="per process; a step sees batch x processes x grad-accum samples (default from --size: "
+                            f"{preset_help('vqvae', 'batch_size')})")
     group.add_argument("--lr", type=float, default=3e-4, help="peak learning rate, AdamW (default: %(default)s)")
     group.add_argument("--warmup", type=int, default=1000,
                        help="linear warmup steps before the cosine decay (default: %(default)s)")
@@ -1136,7 +1222,8 @@ def _add_trainer_args(parser: argparse.ArgumentParser, val_help: str) -> None:
     group.add_argument("--clip-grad", type=float, default=1.0,
                        help="max gradient norm, 0 to disable (default: %(default)s)")
     group.add_argument("--mixed-precision", choices=("auto", "no", "bf16", "fp16"), default="auto",
-                       help="auto: bf16 on a GPU that supports it, else full precision (default: %(default)s)")
+                       help="auto: bf16 on a GPU that supports it and on a CPU with native bf16 instructions "
+                            "(avx512_bf16 / AMX), else full precision (default: %(default)s)")
     group.add_argument("--num-workers", type=int, default=2, help="data loading processes (default: %(default)s)")
     group.add_argument("--seed", type=int, default=0,
                        help="seeds weights, data order and dropout (default: %(default)s)")
@@ -1159,14 +1246,26 @@ _EPILOG = ("Runs on the CPU, one GPU, or several GPUs / nodes unchanged: `accele
            "`tensorboard --logdir RUN_DIR/logs`.")
 
 
+def _add_size_arg(group) -> None:
+    group.add_argument("--size", choices=SIZES, default=None,
+                       help="model-size preset: small trains at a usable speed on a CPU, base is the reference's "
+                            "size for GPUs; it fills the model options (and --batch-size) not given explicitly "
+                            "(default: base with a CUDA GPU, else small)")
+
+
 def _configure_vqvae_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True,
                         help="training videos: an .hdf5 file (see `videogpt make-dataset`), a video folder or UCF-101")
     group = parser.add_argument_group("VQ-VAE (ignored with --resume: the checkpoint decides)")
-    group.add_argument("--embedding-dim", type=int, default=256, help="code vector width (default: %(default)s)")
-    group.add_argument("--n-codes", type=int, default=2048, help="codebook size (default: %(default)s)")
-    group.add_argument("--n-hiddens", type=int, default=240, help="encoder / decoder width (default: %(default)s)")
-    group.add_argument("--n-res-layers", type=int, default=4, help="attention residual blocks (default: %(default)s)")
+    _add_size_arg(group)
+    group.add_argument("--embedding-dim", type=int, default=None,
+                       help=f"code vector width (default from --size: {preset_help('vqvae', 'embedding_dim')})")
+    group.add_argument("--n-codes", type=int, default=None,
+                       help=f"codebook size (default from --size: {preset_help('vqvae', 'n_codes')})")
+    group.add_argument("--n-hiddens", type=int, default=None,
+                       help=f"encoder / decoder width (default from --size: {preset_help('vqvae', 'n_hiddens')})")
+    group.add_argument("--n-res-layers", type=int, default=None,
+                       help=f"attention residual blocks (default from --size: {preset_help('vqvae', 'n_res_layers')})")
     group.add_argument("--downsample", type=_factors, default=(4, 4, 4),
                        help="T,H,W downsampling factors, powers of two (default: 4,4,4)")
     group.add_argument("--sequence-length", type=int, default=16, help="frames per clip (default: %(default)s)")
@@ -1180,20 +1279,29 @@ def _configure_prior_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vqvae", required=True,
                         help="the VQ-VAE that made the codes (its folder, a pipeline folder or a train-vqvae run)")
     group = parser.add_argument_group("prior (ignored with --resume: the checkpoint decides)")
-    group.add_argument("--hidden-dim", type=int, default=576,
-                       help="transformer width, divisible by 3 (default: %(default)s)")
-    group.add_argument("--n-heads", type=int, default=4, help="attention heads (default: %(default)s)")
-    group.add_argument("--n-layers", type=int, default=8, help="transformer blocks (default: %(default)s)")
-    group.add_argument("--dropout", type=float, default=0.2, help="residual dropout (default: %(default)s)")
-    group.add_argument("--attn-dropout", type=float, default=0.3,
-                       help="attention-weight dropout (default: %(default)s)")
+    _add_size_arg(group)
+    group.add_argument("--hidden-dim", type=int, default=None,
+                       help="transformer width, divisible by 3 (default from --size: "
+                            f"{preset_help('prior', 'hidden_dim')})")
+    group.add_argument("--n-heads", type=int, default=None,
+                       help=f"attention heads (default from --size: {preset_help('prior', 'n_heads')})")
+    group.add_argument("--n-layers", type=int, default=None,
+                       help=f"transformer blocks (default from --size: {preset_help('prior', 'n_layers')})")
+    group.add_argument("--dropout", type=float, default=None,
+                       help=f"residual dropout (default from --size: {preset_help('prior', 'dropout')})")
+    group.add_argument("--attn-dropout", type=float, default=None,
+                       help="attention-weight dropout; on a CPU any value > 0 makes steps about 3x slower (PyTorch's "
+                            "fused CPU attention has no dropout) (default from --size: "
+                            f"{preset_help('prior', 'attn_dropout')})")
     group.add_argument("--cond-frames", type=int, default=0, metavar="K",
                        help="condition on the first K frames (default: %(default)s, unconditional)")
-    group.add_argument("--frame-encoder-widths", type=_int_list, default=(64, 128, 256, 240),
+    group.add_argument("--frame-encoder-widths", type=_int_list, default=None,
                        help="widths of the frame encoder's four residual groups; the last must divide by 3 and "
-                            "--n-heads (default: 64,128,256,240, the reference's ResNet-34)")
-    group.add_argument("--frame-encoder-blocks", type=_int_list, default=(3, 4, 6, 3),
-                       help="residual blocks per group of the frame encoder (default: 3,4,6,3)")
+                            f"--n-heads (default from --size: {preset_help('prior', 'frame_encoder_widths')}, "
+                            "base being the reference's ResNet-34)")
+    group.add_argument("--frame-encoder-blocks", type=_int_list, default=None,
+                       help="residual blocks per group of the frame encoder (default from --size: "
+                            f"{preset_help('prior', 'frame_encoder_blocks')})")
     group.add_argument("--class-cond", action="store_true", help="condition on the class label (names from the codes)")
     group.add_argument("--action-cond", action="store_true", help="condition on per-frame actions")
     group.add_argument("--cond-drop-prob", type=float, default=0.0,
