@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from demo import callbacks
 from demo.callbacks import MAX_SAMPLES, ModelRegistry, OutputStore
-from demo.examples import ACTION_PRESETS, EXAMPLES_DIR, action_column_names, example_videos
+from demo.examples import ACTION_PRESETS, EXAMPLES_DIR, action_column_names
 from demo.play_tab import build_play_tab
+from demo.reconstruct_tab import CodecRegistry, build_reconstruct_tab
 
 try:  # On Hugging Face ZeroGPU Spaces, generation must run inside a GPU lease.
     import spaces
@@ -30,7 +31,6 @@ QUEUE_SIZE = 64
 IDLE_POLL_S = 0.05  # how often the idle queue looks for a new job (Gradio's default: every 1 ms)
 CACHE_CLEANUP = (1800, 3600)  # every 30 min, delete uploads / result copies older than an hour
 MAX_UPLOAD = "200mb"
-VIDEO_FILE_TYPES = [".mp4", ".avi", ".webm", ".mov", ".gif", ".mkv", ".m4v"]
 
 CSS = """
 #preview img, #codes-map img { image-rendering: pixelated; }
@@ -112,8 +112,11 @@ def _table_update(actions):
     return gr.update(value=callbacks.actions_table(actions), headers=action_column_names(actions.shape[1]))
 
 
-def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.Blocks:
+def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
+               codecs: CodecRegistry | None = None) -> gr.Blocks:
+    """The app; the Reconstruct tab offers `codecs` (default: the codecs of the registry's pipelines)."""
     store = store or OutputStore()
+    codecs = CodecRegistry.from_models(registry) if codecs is None else codecs
     names = registry.names
     first = names[0] if names else None
     controls = callbacks.model_controls(registry, first)
@@ -203,27 +206,7 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
                 session = gr.State(None)
 
             # ------------------------------------------------------------------ Reconstruct
-            with gr.Tab("Reconstruct", id="reconstruct"):
-                with gr.Row():
-                    with gr.Column(scale=1):
-                        upload = gr.File(label="Video (mp4, avi, webm, mov or gif)", file_types=VIDEO_FILE_TYPES,
-                                         elem_id="recon-upload")
-                        clips = example_videos()
-                        if clips:
-                            gr.Examples([[clip] for clip in clips], inputs=[upload], label="Example clips")
-                        recon_frames = gr.Slider(controls.reconstruct_step, most_frames,
-                                                 value=controls.reconstruct_frames, step=controls.reconstruct_step,
-                                                 label="Frames to reconstruct (from the start)", elem_id="recon-frames")
-                        recon_button = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct",
-                                                 interactive=bool(names))
-                    with gr.Column(scale=2):
-                        recon_video = gr.Video(label="Original | reconstruction | error", autoplay=True, loop=True,
-                                               interactive=False, height=300, elem_id="recon-video")
-                        psnr_plot = gr.LinePlot(x="frame", y="psnr_db", title="PSNR per frame", x_title="frame",
-                                                y_title="PSNR (dB)", height=240, elem_id="psnr-plot")
-                        codes_map = gr.Image(label="Codes used: one colour per code, latent time slices left to right",
-                                             format="png", interactive=False, height=200, elem_id="codes-map")
-                        recon_summary = gr.Markdown(elem_id="recon-summary")
+            build_reconstruct_tab(codecs, store, gpu)
 
             # ------------------------------------------------------------------ Play
             build_play_tab(registry, demo)
@@ -251,15 +234,13 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
                 gr.update(value=c.n_frames, maximum=c.max_frames),
                 gr.update(maximum=info.n_codes),
                 gr.update(visible=c.guidance_visible, value=c.guidance),
-                gr.update(minimum=c.reconstruct_step, maximum=c.reconstruct_max_frames, step=c.reconstruct_step,
-                          value=c.reconstruct_frames),
                 callbacks.model_card(registry, name),
                 None,
             )
 
         model.change(on_model_change, model,
                      [summary, image_group, start_image, gallery, label, action_group, actions, actions_text, preset,
-                      n_frames, top_k, guidance, recon_frames, card, session], api_visibility="private")
+                      n_frames, top_k, guidance, card, session], api_visibility="private")
 
         def on_example_pick(name, evt: gr.SelectData):
             info = registry.info(name) if name else None
@@ -350,15 +331,6 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None) -> gr.
             event.failure(stop_looks("secondary"), None, stop_button, api_visibility="private", queue=False)
             # "Seed used" appears with the first result (before it, an empty number box would read 0).
             event.success(lambda: gr.update(visible=True), None, seed_box, api_visibility="private", queue=False)
-
-        @gpu
-        def run_reconstruct(model, video, n_frames):
-            result = callbacks.reconstruct(registry, store, model, video, n_frames)
-            return result.video, result.psnr, result.codes_map, result.summary
-
-        recon_button.click(run_reconstruct, [model, upload, recon_frames],
-                           [recon_video, psnr_plot, codes_map, recon_summary], api_name="reconstruct",
-                           show_progress_on=[recon_video])
 
         def model_card(name: str) -> str:
             """The model card (markdown) of a model."""

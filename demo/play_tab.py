@@ -1,0 +1,570 @@
+"""The Play tab: steer an action-conditioned world model live from the keyboard or on-screen buttons.
+
+The page holds the keys: while a control is held (or was tapped since the last step), it asks the server for
+the next latent slice with that action row, shows the slice's frames as they arrive, and asks again at once
+while the key is still down. Steps, undo and reset are server functions of the screen (a gr.HTML), called
+one at a time per page; starting an episode and the mp4 are ordinary events. Each browser session has its
+own world in `PlayerStore`, freed when the page is closed (or after PLAYER_IDLE_S without a call).
+"""
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from demo.callbacks import ModelRegistry, OutputStore, display_scale, load_start_image
+from demo.examples import example_frames
+from videogpt_core.data.worlds import WORLDS, get_world, split_seeds
+from videogpt_core.data.worlds.controls import WorldControls, controls_for, world_of_model
+from videogpt_core.play import PlaySession
+from videogpt_core.video_io import read_image, write_mp4
+
+MAX_PLAYERS = 16  # worlds kept at once; the least recently used one goes first
+PLAYER_IDLE_S = 1800  # a world nobody stepped for this long is freed (pages that vanished without closing)
+MAX_EPISODE_FRAMES = 3000  # kept for the mp4 (5 min at 10 fps, 37 MB at 64x64); older frames drop out
+# Past latent slices the model sees per step; None: the window less one, as Continue. One slice is about a
+# quarter faster on this CPU but drifts: pusher rollouts 18.9 dB vs 21.3 dB over 32 frames (BENCHMARKS.md).
+CONTEXT_SLICES = None
+CONCURRENT_STEPS = 2  # steps computed at once over all players (the machine's cores are few)
+SCREEN_SIZE = 320  # pixels of the on-page screen (frames are scaled up, pixelated)
+DEFAULT_FPS = 10
+
+PLAY_HELP = """**Play**: pick a start (click an example frame, upload an image or load a test episode), then hold
+arrow keys / WASD (or the buttons under the screen) to steer; Space does the world's extra action. Each step
+samples the next latent time slice of the world with the controls held during it; with nothing held the
+world waits."""
+
+
+# ----------------------------------------------------------------------------- players
+
+
+@dataclass
+class Player:
+    session: PlaySession
+    model: str
+    controls: WorldControls
+    fps: int
+    # Names this episode to the page: server functions get no session, so the page sends this (unguessable)
+    # name with every step; a new start replaces it.
+    episode: str = field(default_factory=lambda: uuid.uuid4().hex)
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class PlayerStore:
+    """Each browser session's world, keyed by Gradio's session hash and found by its episode name."""
+
+    def __init__(self, max_players: int = MAX_PLAYERS, idle_s: float = PLAYER_IDLE_S,
+                 concurrent_steps: int = CONCURRENT_STEPS):
+        self.max_players, self.idle_s = max_players, idle_s
+        self._players: dict[str, Player] = {}
+        self._lock = threading.Lock()
+        self._compute = threading.BoundedSemaphore(concurrent_steps)
+
+    def __len__(self) -> int:
+        return len(self._players)
+
+    def _sweep_locked(self) -> None:
+        now = time.monotonic()
+        for key in [key for key, player in self._players.items() if now - player.last_used > self.idle_s]:
+            del self._players[key]
+        while len(self._players) > self.max_players:
+            del self._players[min(self._players, key=lambda key: self._players[key].last_used)]
+
+    def put(self, key: str, player: Player) -> None:
+        with self._lock:
+            self._players[key] = player
+            self._sweep_locked()
+
+    def get(self, key: str | None) -> Player | None:
+        """The world of browser session `key`, or None."""
+        with self._lock:
+            self._sweep_locked()
+            player = self._players.get(key) if key else None
+            if player is not None:
+                player.last_used = time.monotonic()
+            return player
+
+    def find(self, episode) -> Player | None:
+        """The world playing `episode` (the name its start gave the page), or None if it is gone."""
+        with self._lock:
+            self._sweep_locked()
+            player = next((p for p in self._players.values() if p.episode == episode), None) \
+                if isinstance(episode, str) else None
+            if player is not None:
+                player.last_used = time.monotonic()
+            return player
+
+    def free(self, key: str | None) -> None:
+        """Forget a session's world (a step still running on it finishes, and its result goes nowhere)."""
+        with self._lock:
+            self._players.pop(key, None)
+
+    def computing(self):
+        return self._compute
+
+
+# ----------------------------------------------------------------------------- payloads for the page
+
+
+def png_data_uri(frame: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="PNG", compress_level=1)  # 64x64: size hardly matters, speed does
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def screen_payload(player: Player | None, frames: list[np.ndarray] | None = None, message: str = "",
+                   **extra) -> dict:
+    """What the page's screen shows: frames to draw (in order) and the episode they belong to."""
+    if player is None:
+        return dict(episode=None, frames=[], length=0, steps=0, fps=DEFAULT_FPS, message=message, **extra)
+    session = player.session
+    frames = [session.last_frame] if frames is None else frames
+    return dict(episode=player.episode, frames=[png_data_uri(frame) for frame in frames], length=len(session.frames),
+                steps=session.n_steps, fps=player.fps, message=message, **extra)
+
+
+GONE = ("This world is gone (the page was idle for long, or the server restarted): pick a start to play "
+        "again.")
+
+
+def player_for(store: PlayerStore, data) -> tuple[Player | None, dict | None]:
+    """The world a page's call names, or the reply to send instead: a call of a replaced episode is answered
+    with its own name, which the page ignores (it plays the new one)."""
+    episode = data.get("episode") if isinstance(data, dict) else None
+    if episode is None:
+        return None, dict(error=NO_WORLD, episode=None)
+    player = store.find(episode)
+    if player is None:
+        return None, dict(error=GONE, episode=episode)
+    return player, None
+
+
+def held_controls(player: Player, data) -> list[str]:
+    """The control names the page sent, checked against the world's controls."""
+    keys = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+        raise ValueError("a step takes {'episode': id, 'keys': [control names], 'temperature': number}; "
+                         f"the controls of this world: {', '.join(player.controls.names)}")
+    return keys
+
+
+def temperature_of(data) -> float | None:
+    value = data.get("temperature") if isinstance(data, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"temperature must be a number > 0, got {value!r}")
+    return float(value)
+
+
+NO_WORLD = "Pick a start first: click an example frame, upload an image or load a test episode."
+
+
+def step(store: PlayerStore, data) -> dict:
+    """One step for the page: {'episode', 'keys', 'temperature'} -> the new frames (or a message)."""
+    player, reply = player_for(store, data)
+    if player is None:
+        return reply
+    try:
+        row = player.controls.row(held_controls(player, data))
+        temperature = temperature_of(data)
+        if temperature is not None:
+            player.session.set_sampling(temperature=temperature)
+    except ValueError as error:
+        return dict(error=str(error), episode=player.episode)
+    with store.computing():
+        result = player.session.step(row)
+    return dict(screen_payload(player, list(result.frames)), ms=round(1000 * result.seconds, 1))
+
+
+def undo(store: PlayerStore, data) -> dict:
+    player, reply = player_for(store, data)
+    if player is None:
+        return reply
+    undone = player.session.undo()
+    return screen_payload(player, message="" if undone else "Nothing to undo: this is the start.")
+
+
+def reset(store: PlayerStore, data) -> dict:
+    player, reply = player_for(store, data)
+    if player is None:
+        return reply
+    player.session.reset()
+    return screen_payload(player, message="Back at the start.")
+
+
+# ----------------------------------------------------------------------------- models and starts
+
+
+def play_models(registry: ModelRegistry) -> list[str]:
+    """Served models that can be played: action-conditional, with a window of at least two latent slices."""
+    return [name for name, info in registry.infos.items() if info.action_dim and info.latent_shape[0] >= 2]
+
+
+def model_controls(registry: ModelRegistry, name: str | None) -> tuple[WorldControls | None, int]:
+    if not name or name not in registry.infos:
+        return None, DEFAULT_FPS
+    info = registry.infos[name]
+    world = world_of_model(name)
+    fps = WORLDS[world].fps if world else DEFAULT_FPS
+    return controls_for(world, info.action_dim, info.prior_config.action_range), fps
+
+
+def controls_markdown(controls: WorldControls | None) -> str:
+    if controls is None:
+        return "No action-conditioned model is served, so there is nothing to play."
+    rows = "\n".join(f"| {keys} | {button} | {meaning} |" for keys, button, meaning in controls.describe())
+    extra = "" if "extra" in controls.names else "\n\nSpace: this world has no extra action."
+    noop = ", ".join(f"{name} {value:g}" for name, value in zip(controls.action_names, controls.noop))
+    return (f"**Controls of the {controls.world} world** (no key: the no-op action {noop})\n\n"
+            f"| keys | button | action |\n|---|---|---|\n{rows}{extra}")
+
+
+def controls_props(controls: WorldControls | None) -> dict:
+    """The screen's props: on-screen buttons and the key -> control map the page uses."""
+    if controls is None:
+        return dict(controls=[], keymap={})
+    buttons = [dict(name=c.name, symbol=c.symbol, meaning=c.meaning) for c in controls.controls]
+    keymap = {key: c.name for c in controls.controls for key in c.keys}
+    return dict(controls=buttons, keymap=keymap)
+
+
+def examples_for(name: str | None) -> list[tuple[str, str]]:
+    world = world_of_model(name) if name else None
+    return [item for item in example_frames() if world and item[1].split()[0] == world]
+
+
+def start(registry: ModelRegistry, store: PlayerStore, key: str | None, name: str | None, frames,
+          actions=None, message: str = "") -> dict:
+    """A new world for this session from start frames; the screen payload showing the start."""
+    if key is None:
+        raise gr.Error("no browser session: play needs a page of this demo", print_exception=False)
+    if name not in play_models(registry):
+        raise gr.Error(f"{name!r} cannot be played; choose one of: {', '.join(play_models(registry)) or 'none'}",
+                       print_exception=False)
+    controls, fps = model_controls(registry, name)
+    try:
+        session = PlaySession(registry.pipeline(name), frames, actions=actions, context_slices=CONTEXT_SLICES,
+                              max_frames=MAX_EPISODE_FRAMES)
+    except ValueError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    player = Player(session, name, controls, fps)
+    store.put(key, player)
+    return screen_payload(player, list(session.frames), message=message or "Hold a key to play.")
+
+
+def test_episode_start(registry: ModelRegistry, name: str | None, index) -> tuple[np.ndarray, np.ndarray]:
+    """The first frames (the model's context) and actions of test episode `index` of the model's world."""
+    world = world_of_model(name) if name else None
+    if world is None:
+        raise gr.Error(f"model {name!r} is named after no built-in world ({', '.join(WORLDS)}), so it has no "
+                       "test episodes; start from an image", print_exception=False)
+    if isinstance(index, bool) or not isinstance(index, (int, float)) or index != int(index) or index < 0:
+        raise gr.Error(f"the test episode must be a whole number >= 0, got {index!r}", print_exception=False)
+    info = registry.info(name)
+    spec = get_world(world)
+    if world == "vizdoom":  # the scenario whose buttons the model was trained on
+        from videogpt_core.data.worlds.vizdoom import SCENARIOS
+
+        scenario = next((s.name for s in SCENARIOS.values() if len(s.buttons) == info.action_dim), None)
+        spec = get_world(world, scenario=scenario)
+    n_frames = (CONTEXT_SLICES or info.latent_shape[0] - 1) * info.frames_per_latent
+    seed = int(split_seeds("test", int(index) + 1)[int(index)])
+    try:
+        episode = spec.generate(seed, n_frames)
+    except ImportError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    return episode.frames, episode.actions
+
+
+# ----------------------------------------------------------------------------- the page's screen
+
+SCREEN_HTML = """
+<div class="play">
+  <canvas class="play-screen" width="SIZE" height="SIZE" tabindex="0" aria-label="the world"></canvas>
+  <div class="play-status">Pick a start.</div>
+  <div class="play-readout">– ms per step · – frames/s</div>
+  <div class="play-pad">
+    {{#each controls}}<button type="button" data-control="{{name}}" title="{{meaning}}">{{symbol}}</button>{{/each}}
+  </div>
+  <div class="play-row">
+    <button type="button" data-op="undo">Undo</button>
+    <button type="button" data-op="reset">Reset</button>
+    <label>Temperature <input class="play-temperature" type="range" min="0.1" max="2" step="0.05" value="1">
+      <span class="play-temperature-value">1.00</span></label>
+  </div>
+</div>
+""".replace("SIZE", str(SCREEN_SIZE))
+
+SCREEN_CSS = """
+.play { display: flex; flex-direction: column; align-items: center; gap: 6px; }
+.play-screen { width: SIZEpx; height: SIZEpx; image-rendering: pixelated; background: #111; border-radius: 6px; }
+.play-status, .play-readout { font-size: 0.9em; min-height: 1.2em; text-align: center; }
+.play-readout { font-variant-numeric: tabular-nums; opacity: 0.8; }
+.play-pad { display: grid; grid-template-columns: repeat(3, 56px); grid-auto-rows: 44px; gap: 4px;
+            justify-content: center; touch-action: none; user-select: none; }
+.play-pad button, .play-row button { border: 1px solid #888; border-radius: 6px; font-size: 1.2em;
+                                     background: rgba(127, 127, 127, 0.15); touch-action: none; }
+.play-pad button.held { background: rgba(99, 102, 241, 0.55); }
+.play-pad button[data-control="up"] { grid-column: 2; grid-row: 1; }
+.play-pad button[data-control="left"] { grid-column: 1; grid-row: 2; }
+.play-pad button[data-control="down"] { grid-column: 2; grid-row: 2; }
+.play-pad button[data-control="right"] { grid-column: 3; grid-row: 2; }
+.play-row { display: flex; gap: 8px; align-items: center; }
+.play-row button { font-size: 1em; padding: 4px 12px; }
+""".replace("SIZE", str(SCREEN_SIZE))
+
+# The page's side: key and button state, the one-call-at-a-time loop, frame pacing and the readout.
+# window.videogptPlay keeps figures a test (or a curious user) can read: latencies of presses made while
+# idle (key down -> first new frame drawn), frame draw times, server milliseconds per step.
+SCREEN_JS = r"""
+const canvas = element.querySelector('.play-screen');
+const context = canvas.getContext('2d');
+context.imageSmoothingEnabled = false;
+const stats = window.videogptPlay = {latencies: [], busyLatencies: [], frameTimes: [], serverMs: [], steps: 0,
+                                     errors: [], episode: null};
+let episode = null, fps = 10, busy = false, pressAt = null, pressWhileBusy = false;
+const held = new Set(), tapped = new Set(), ops = [], queue = [];
+let drawing = false;
+
+const status = text => { element.querySelector('.play-status').textContent = text; };
+const visible = () => element.offsetParent !== null;
+function controlOf(key) {
+  const keymap = props.keymap || {};
+  return keymap[key] || keymap[key.length === 1 ? key.toLowerCase() : key];
+}
+function readout(ms) {
+  const now = performance.now();
+  const recent = stats.frameTimes.filter(t => now - t < 3000);
+  const rate = recent.length > 1 ? (recent.length - 1) / ((recent[recent.length - 1] - recent[0]) / 1000) : 0;
+  const last = stats.latencies.length ? ` · key→frame ${Math.round(stats.latencies[stats.latencies.length - 1])} ms` : '';
+  element.querySelector('.play-readout').textContent =
+    `${Math.round(ms)} ms per step · ${rate.toFixed(1)} frames/s${last}`;
+}
+async function drain() {
+  if (drawing) return;
+  drawing = true;
+  while (queue.length) {
+    const item = queue.shift();
+    if (item.episode !== episode) continue;
+    const image = new Image();
+    image.src = item.uri;
+    try { await image.decode(); } catch (error) { continue; }
+    if (item.episode !== episode) continue;
+    context.drawImage(image, 0, 0, canvas.width, canvas.height);
+    const shown = performance.now();
+    if (item.counts) stats.frameTimes.push(shown);
+    if (item.pressAt !== null) (item.waited ? stats.busyLatencies : stats.latencies).push(shown - item.pressAt);
+    if (stats.frameTimes.length > 2000) stats.frameTimes.splice(0, 1000);
+    // Frames play at the world's rate; a backlog plays faster so the screen never lags the world.
+    const hold = 1000 / fps / (queue.length > 8 ? 3 : 1);
+    if (queue.length) await new Promise(resolve => setTimeout(resolve, hold));
+  }
+  drawing = false;
+}
+function show(payload, counts, press) {
+  if (!payload) return;
+  if (payload.episode !== episode) return;  // a reply about an episode this page has replaced
+  if (payload.error) { status(payload.error); return; }
+  fps = payload.fps || fps;
+  (payload.frames || []).forEach((uri, index) => queue.push({uri, episode, counts,
+    pressAt: index === 0 && press ? press.at : null, waited: press ? press.waited : false}));
+  if (payload.message) status(payload.message);
+  else status(`frame ${payload.length} · step ${payload.steps}`);
+  drain();
+}
+function start(payload) {  // a new episode from the server (start or model change)
+  episode = payload ? payload.episode : null;
+  stats.episode = episode;
+  queue.length = 0; tapped.clear(); pressAt = null;
+  if (!episode) { context.clearRect(0, 0, canvas.width, canvas.height); if (payload) status(payload.message || 'Pick a start.'); return; }
+  canvas.focus({preventScroll: true});  // keys go to the world, not to the control clicked to start
+  show(payload, false, null);
+}
+async function call(name, data) {
+  try { return await server[name](data); }
+  catch (error) { stats.errors.push(String(error)); status(`The server did not answer (${error}); try again.`); return null; }
+}
+async function pump() {
+  if (busy || !episode) return;
+  busy = stats.busy = true;
+  try {
+    while (ops.length) {
+      const op = ops.shift();
+      queue.length = 0;
+      show(await call('play_' + op, {episode}), false, null);
+    }
+    const names = [...new Set([...held, ...tapped])];
+    if (!names.length) return;
+    tapped.clear();
+    const press = pressAt === null ? null : {at: pressAt, waited: pressWhileBusy};
+    pressAt = null;
+    const temperature = Number(element.querySelector('.play-temperature').value);
+    const reply = await call('play_step', {episode, keys: names, temperature});
+    if (reply && !reply.error && reply.episode === episode) { stats.steps += 1; stats.serverMs.push(reply.ms); }
+    show(reply, true, press);
+    if (reply && reply.ms !== undefined) readout(reply.ms);
+  } finally {
+    busy = stats.busy = false;
+  }
+  if (held.size || tapped.size || ops.length) setTimeout(pump, 0);
+}
+function press(name) {
+  if (!episode) { status('Pick a start first: click an example frame, upload an image or load a test episode.'); return; }
+  if (pressAt === null) { pressAt = performance.now(); pressWhileBusy = busy; }
+  held.add(name); tapped.add(name);
+  element.querySelectorAll(`[data-control="${name}"]`).forEach(b => b.classList.add('held'));
+  pump();
+}
+function release(name) {
+  held.delete(name);
+  element.querySelectorAll(`[data-control="${name}"]`).forEach(b => b.classList.remove('held'));
+}
+function releaseAll() { [...held].forEach(release); }
+function typing(target) {
+  if (!target || !target.tagName) return false;
+  const tag = target.tagName.toLowerCase();
+  return tag === 'textarea' || target.isContentEditable || (tag === 'input' && target.type !== 'range');
+}
+function onKeyDown(event) {
+  if (!visible() || typing(event.target) || event.ctrlKey || event.metaKey || event.altKey) return;
+  const name = controlOf(event.key);
+  // Arrows and Space would scroll the page, and Space would click the focused button (an example: a restart),
+  // also in a world without an extra action.
+  if (name || (event.key === ' ' && episode)) event.preventDefault();
+  if (name && !event.repeat) press(name);
+}
+function onKeyUp(event) { const name = controlOf(event.key); if (name) release(name); }
+if (window.videogptPlayDetach) window.videogptPlayDetach();  // a re-mounted screen replaces the old listeners
+document.addEventListener('keydown', onKeyDown);
+document.addEventListener('keyup', onKeyUp);
+window.addEventListener('blur', releaseAll);
+window.videogptPlayDetach = () => {
+  document.removeEventListener('keydown', onKeyDown);
+  document.removeEventListener('keyup', onKeyUp);
+  window.removeEventListener('blur', releaseAll);
+};
+element.addEventListener('pointerdown', event => {
+  const button = event.target.closest('[data-control]');
+  if (button) {
+    event.preventDefault();
+    try { button.setPointerCapture(event.pointerId); } catch (error) { /* synthetic events have no pointer */ }
+    press(button.dataset.control);
+    return;
+  }
+  const op = event.target.closest('[data-op]');
+  if (op && episode) { ops.push(op.dataset.op); pump(); }
+});
+for (const type of ['pointerup', 'pointercancel', 'lostpointercapture']) {
+  element.addEventListener(type, event => {
+    const button = event.target.closest && event.target.closest('[data-control]');
+    if (button) release(button.dataset.control);
+  });
+}
+element.addEventListener('input', event => {
+  if (event.target.classList.contains('play-temperature'))
+    element.querySelector('.play-temperature-value').textContent = Number(event.target.value).toFixed(2);
+});
+watch('value', () => start(props.value));
+if (props.value && props.value.episode) start(props.value);
+"""
+
+
+def build_play_tab(registry: ModelRegistry, demo: gr.Blocks, store: PlayerStore | None = None) -> PlayerStore:
+    """The Play tab (call inside gr.Tabs of `demo`); returns the store of the players' worlds."""
+    store = store or PlayerStore()
+    outputs = OutputStore()
+    names = play_models(registry)
+    first = names[0] if names else None
+    controls, _ = model_controls(registry, first)
+
+    def play_step(data):
+        return step(store, data)
+
+    def play_undo(data):
+        return undo(store, data)
+
+    def play_reset(data):
+        return reset(store, data)
+
+    with gr.Tab("Play", id="play"):
+        gr.Markdown(PLAY_HELP)
+        with gr.Row():
+            with gr.Column(scale=1):
+                screen = gr.HTML(value=screen_payload(None), html_template=SCREEN_HTML, css_template=SCREEN_CSS,
+                                 js_on_load=SCREEN_JS, server_functions=[play_step, play_undo, play_reset],
+                                 elem_id="play-screen", **controls_props(controls))
+                controls_help = gr.Markdown(controls_markdown(controls), elem_id="play-controls")
+            with gr.Column(scale=1):
+                model = gr.Dropdown(names, value=first, label="World model (action-conditioned)",
+                                    elem_id="play-model", interactive=bool(names))
+                examples = gr.Gallery(value=examples_for(first), label="Start from an example frame (click one)",
+                                      columns=6, height=130, allow_preview=False, object_fit="contain",
+                                      interactive=False, elem_id="play-examples")
+                upload = gr.Image(type="filepath", label="…or upload a start image", sources=["upload", "clipboard"],
+                                  height=160, elem_id="play-upload")
+                with gr.Row(equal_height=True):
+                    test_index = gr.Number(value=0, minimum=0, precision=0, label="…or a test episode #",
+                                           elem_id="play-test-index")
+                    test_button = gr.Button("Start from its first frames", elem_id="play-test-start")
+                with gr.Row(equal_height=True):
+                    mp4_button = gr.Button("Episode as mp4", elem_id="play-mp4-button")
+                    mp4 = gr.File(label="Played episode (H.264 mp4)", interactive=False, elem_id="play-mp4")
+
+    def on_model(name, request: gr.Request):
+        store.free(request.session_hash)  # another world: the old one is gone
+        new_controls, _ = model_controls(registry, name)
+        return (gr.update(value=screen_payload(None, message="Pick a start."), **controls_props(new_controls)),
+                controls_markdown(new_controls), examples_for(name), None)
+
+    model.change(on_model, model, [screen, controls_help, examples, mp4], api_visibility="private")
+
+    def on_example(name, evt: gr.SelectData, request: gr.Request):
+        items = examples_for(name)
+        if not 0 <= evt.index < len(items):
+            raise gr.Error("that example is gone; pick another", print_exception=False)
+        path, caption = items[evt.index]
+        return start(registry, store, request.session_hash, name, read_image(path), message=f"Start: {caption}. "
+                     "Hold a key to play.")
+
+    examples.select(on_example, model, screen, api_visibility="private")
+
+    def on_upload(name, path, request: gr.Request):
+        if path is None:
+            return gr.skip()
+        return start(registry, store, request.session_hash, name, load_start_image(path))
+
+    upload.upload(on_upload, [model, upload], screen, api_visibility="private")
+
+    def on_test_episode(name, index, request: gr.Request):
+        frames, actions = test_episode_start(registry, name, index)
+        return start(registry, store, request.session_hash, name, frames, actions,
+                     message=f"Start: test episode {int(index)}. Hold a key to play.")
+
+    test_button.click(on_test_episode, [model, test_index], screen, api_visibility="private")
+
+    def on_mp4(request: gr.Request):
+        player = store.get(request.session_hash)
+        if player is None:
+            raise gr.Error(NO_WORLD, print_exception=False)
+        frames = player.session.frames
+        folder = outputs.new_folder()
+        scale = display_scale(frames.shape[1])
+        return str(write_mp4(folder / f"play-{player.model.replace('/', '-')}-{len(frames)}-frames.mp4", frames,
+                             player.fps, scale=scale))
+
+    mp4_button.click(on_mp4, None, mp4, api_visibility="private")
+
+    def on_leave(request: gr.Request):
+        store.free(request.session_hash)
+
+    demo.unload(on_leave)
+    demo.play_store = store  # the players' worlds, for whoever runs the demo (tests, operators)
+    return store
