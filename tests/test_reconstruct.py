@@ -69,6 +69,7 @@ def test_scores_and_side_by_side_video(codecs, clip, tmp_path, capsys):
         assert codec["latent_shape"] == [5, 4, 4] and codec["bits"] == 5 * 4 * 4 * 4
         assert codec["raw_bits"] == raw_bits and codec["compression_ratio"] == pytest.approx(raw_bits / 320, rel=1e-3)
         assert 1 <= codec["codebook_usage"] <= 16
+        assert 0 <= codec["code_stability"] <= 1
     frames = read_video(out)
     # Two rows (reconstructions, heatmaps) of titled 32-px tiles; three columns (original + two codecs).
     assert frames.shape == (10, 2 * (HEADER_PX + 32), 3 * 32, 3)
@@ -132,3 +133,12 @@ def test_a_span_of_a_long_clip_and_bad_output_names(codecs, bad_inputs, tmp_path
     status, _, stderr = run(capsys, bad_inputs / "long.mp4", "--checkpoint", codecs / "bare",
                             "--out", tmp_path / "x.txt")
     assert status == 2 and ".mp4 or .gif" in stderr
+
+
+def test_code_stability_counts_codes_kept_from_one_latent_slice_to_the_next(codecs):
+    codec = load_codec(codecs / "bare")
+    still = np.repeat(moving_video(1, 16, 16), 8, axis=0)  # a still clip: each slice encodes the same frames
+    result = reconstruct_clip(codec, still)
+    assert result.code_stability == 1.0
+    result.codes = np.arange(result.codes.size).reshape(result.codes.shape)  # every code new
+    assert result.code_stability == 0.0

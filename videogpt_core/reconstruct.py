@@ -59,6 +59,15 @@ class CodecResult:
         """Bits to send this clip's codes with a fixed-length code: latents x log2(codebook size)."""
         return self.codes.size * math.log2(self.n_codes)
 
+    @property
+    def code_stability(self) -> float | None:
+        """Share of latent positions whose code equals the one a latent slice earlier (None: one slice).
+
+        On static content a stable codec repeats its codes; near-duplicate codes cost a prior bits."""
+        if len(self.codes) < 2:
+            return None
+        return float(np.mean(self.codes[1:] == self.codes[:-1]))
+
     def summary(self, raw_bits: int) -> dict:
         return {
             "name": self.name, "checkpoint": self.checkpoint, "psnr": round(self.psnr, 3),
@@ -67,6 +76,7 @@ class CodecResult:
             "codebook_usage": int(np.unique(self.codes).size), "n_codes": self.n_codes,
             "codebook_fraction": round(np.unique(self.codes).size / self.n_codes, 4),
             "latent_shape": list(self.codes.shape), "downsample": list(self.downsample),
+            "code_stability": None if self.code_stability is None else round(self.code_stability, 4),
             "seconds": round(self.seconds, 3),
         }
 
