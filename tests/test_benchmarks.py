@@ -9,7 +9,7 @@ import torch
 
 from benchmarks import sampling, training, vqvae
 from benchmarks.common import SIZES, build_models, format_table, measure, random_conditions
-from tiny_models import tiny_pipeline
+from tiny_models import tiny_pipeline, tiny_vqvae
 from videogpt_core.checkpoints import save_pipeline
 
 
@@ -70,13 +70,14 @@ def test_sampling_harness_smoke(tmp_path, capsys):
                    "--cond", "frame+actions", "--full", "--json", str(out)])
     result = read_report(capsys, out)
     rows = result["results"]
-    assert [(r["batch"], r["sampler"].split()[0]) for r in rows] == [(1, "ours"), (1, "naive"), (2, "ours"),
-                                                                    (2, "naive")]
+    assert [(r["batch"], r["sampler"].split()[0]) for r in rows] == [(1, "ours"), (1, "reference"), (1, "naive"),
+                                                                    (2, "ours"), (2, "reference"), (2, "naive")]
     for row in rows:
         assert row["ms_per_step"] > 0 and row["tokens_per_s"] > 0 and row["video_s"] > 0 and row["first_slice_s"] > 0
-    naive = rows[1]  # estimated from its parts, so the first slice cannot take longer than the video
+    naive = rows[2]  # estimated from its parts, so the first slice cannot take longer than the video
     assert naive["video_s"] >= naive["first_slice_s"]
     assert rows[0]["speedup"] > 0 and "measured end to end" in rows[0]["how"]
+    assert rows[0]["vs_reference"] > 0 and rows[0]["vs_reference_cpu"] > 0
     assert any("EXTRAPOLATED" in note for note in result["notes"])
 
 
@@ -89,7 +90,7 @@ def test_sampling_harness_times_the_cuda_graph_step(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(pipeline_module, "compile_decode_step", lambda prior, cuda_graphs: compile_step(prior, True))
     out = tmp_path / "sampling.json"
     sampling.main(["--sizes", "tiny", "--batch", "1", "--device", "cpu", "--window", "4", "--repeats", "1",
-                   "--cond", "frame+actions", "--compile", "--no-naive", "--full", "--json", str(out)])
+                   "--cond", "frame+actions", "--compile", "--no-naive", "--no-reference", "--full", "--json", str(out)])
     row, = read_report(capsys, out)["results"]
     assert row["ms_per_step"] > 0 and row["first_generation_s"] > 0
     assert isinstance(row["cudagraph_skips"], int)  # reported (on a CPU it counts the graphs, not captured)
@@ -114,6 +115,17 @@ def test_vqvae_harness_smoke(tmp_path, capsys):
                                                             (2, "decode")]
     for row in rows:
         assert row["frames_per_s"] == pytest.approx(4 * row["clips_per_s"])
+
+
+@pytest.mark.slow
+def test_vqvae_harness_times_a_trained_codec_at_another_size(tmp_path, capsys):
+    tiny_vqvae(seed=1).save_pretrained(tmp_path / "codec")
+    out = tmp_path / "codec.json"
+    vqvae.main(["--checkpoint", str(tmp_path / "codec"), "--resolution", "32", "--batch", "1", "--device", "cpu",
+                "--repeats", "1", "--json", str(out)])
+    rows = read_report(capsys, out)["results"]
+    assert [(r["size"], r["resolution"], r["direction"]) for r in rows] == [("codec", 32, "encode"),
+                                                                            ("codec", 32, "decode")]
 
 
 @pytest.mark.slow
