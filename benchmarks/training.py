@@ -87,14 +87,14 @@ RECIPE_COLUMNS = [("model", "model"), ("recipe", "recipe"), ("batch", "batch"), 
 
 def recipe_settings(name: str) -> dict[str, Any]:
     """Dropout, attention dropout and autocast dtype of a named recipe."""
-    from videogpt_core.train import _resolve_mixed_precision
-    from videogpt_core.training_sizes import preset
+    from videogpt_core.training.accelerator import resolve_mixed_precision
+    from videogpt_core.training.sizes import preset
 
     if name == "before":
         return dict(dropout=0.2, attn_dropout=0.3, amp="none")
     if name == "after":
         small = preset("prior", "small")
-        amp = {"bf16": "bf16", "fp16": "fp16", "no": "none"}[_resolve_mixed_precision("auto")]
+        amp = {"bf16": "bf16", "fp16": "fp16", "no": "none"}[resolve_mixed_precision("auto")]
         return dict(dropout=small["dropout"], attn_dropout=small["attn_dropout"], amp=amp)
     raise argparse.ArgumentTypeError(f"unknown recipe {name!r}; choose before or after")
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from videogpt_core import train
+from training_helpers import prior_configs
 from videogpt_core.action_range import action_range_of, check_actions_in_range
 from videogpt_core.prior import VideoGPT
+from videogpt_core.training import train_prior
 from videogpt_core.vqvae import VQVAE
 
 TINY_VQVAE = dict(embedding_dim=8, n_codes=16, n_hiddens=16, n_res_layers=1, downsample=(2, 4, 4),
@@ -69,10 +70,10 @@ def test_check_names_row_column_and_range_and_allows_float32_rounding():
 def test_train_prior_records_the_training_actions_range_in_the_config(tmp_path):
     torch.manual_seed(0)
     vqvae = VQVAE(**TINY_VQVAE)
-    args = {"out": str(tmp_path / "prior"), "steps": 2, "batch_size": 4, "lr": 1e-3, "warmup": 1, "hidden_dim": 24,
+    args = {"steps": 2, "batch_size": 4, "lr": 1e-3, "warmup": 1, "hidden_dim": 24,
             "n_heads": 2, "n_layers": 1, "action_cond": True, "progress": False, "num_workers": 0, "log_every": 1,
             "val_every": 1000, "sample_every": 1000, "save_every": 1000}
-    train.train_prior(args, train_dataset=CodesWithActions(8), vqvae=vqvae)
+    train_prior(*prior_configs(tmp_path / "prior", **args), train_dataset=CodesWithActions(8), vqvae=vqvae)
     config = VideoGPT.read_config(tmp_path / "prior" / "model" / "prior")
     assert config.action_dim == 2
     np.testing.assert_allclose(config.action_range, [[-2.5, 1.5], [0.0, 3.0]], rtol=1e-6)

@@ -14,7 +14,7 @@ COMMAND_MODULES = (
     "videogpt_core.reference",
     "videogpt_core.data.make_dataset",
     "videogpt_core.data.codes",
-    "videogpt_core.train",
+    "videogpt_core.training.cli",
     "videogpt_core.evaluate",
     "videogpt_core.fvd.convert_i3d",
     "videogpt_core.sample_cli",

@@ -14,10 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from videogpt_core.checkpoints import PretrainedMixin
 from videogpt_core.config import VideoGPTConfig
 from videogpt_core.decoding import DecodeState, new_state
 from videogpt_core.frame_encoder import FrameEncoder
+from videogpt_core.pretrained import PretrainedMixin
 from videogpt_core.prior_blocks import (BlockCondition, Condition, GeLU2, PriorBlock, PriorLayerNorm,
                                         run_blocks)
 from videogpt_core.quantization import check_quantize

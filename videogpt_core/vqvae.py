@@ -12,9 +12,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from videogpt_core.attention import AxialBlock
-from videogpt_core.checkpoints import PretrainedMixin
 from videogpt_core.codebook import Codebook
 from videogpt_core.config import VQVAEConfig
+from videogpt_core.pretrained import PretrainedMixin
 
 
 def _same_padding(kernel: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, ...]:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from videogpt_core.atomic_files import write_text_atomic
 from videogpt_core.data.transforms import from_model_video, to_model_video
 
 CACHE_FORMAT = "videogpt-code-cache"
@@ -124,9 +125,7 @@ def encode_dataset(
     finally:
         arrays.clear()  # drop the memmaps (closes the files)
         vqvae.train(was_training)
-    temporary = out / (META_NAME + ".partial")
-    temporary.write_text(json.dumps(meta, indent=2))
-    os.replace(temporary, out / META_NAME)
+    write_text_atomic(out / META_NAME, json.dumps(meta, indent=2))
     return out
 
 

@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from ..atomic_files import atomic_path
 from .worlds import SPLITS, TEST_SEED_OFFSET, WORLDS, WorldSpec, get_world, split_seeds
 from .worlds.pusher import MAX_OBJECTS
 
@@ -104,7 +105,6 @@ def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_
     if path.exists() and not overwrite:  # checked before rendering: a data set is hours of work to redo
         raise ValueError(f"{path} already exists; pass --overwrite to replace it, or choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".hdf5.partial")  # renamed into place only when complete
     executor = ProcessPoolExecutor(workers) if workers > 1 else None
     render = executor.map if executor else map
     try:
@@ -112,7 +112,8 @@ def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_
         # child process that would inherit the open file and keep its lock after we close it.
         warm_up = (world, int(seeds["train"][0]), 2, options)
         list(render(_render_episode, [warm_up] * workers))
-        with h5py.File(partial, "w") as file:
+        # Written beside `path` and renamed into place only when complete.
+        with atomic_path(path) as partial, h5py.File(partial, "w") as file:
             file.attrs.update(world=world, fps=spec.fps, action_dim=spec.action_dim, n_frames=n_frames,
                               base_seed=base_seed, description=spec.description)
             if spec.class_names:
@@ -140,7 +141,6 @@ def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_
     finally:
         if executor:
             executor.shutdown()
-    os.replace(partial, path)
     return path
 
 

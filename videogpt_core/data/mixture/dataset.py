@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from ...atomic_files import atomic_path
 from ..worlds import SPLITS, split_seeds
 from .sources import MixtureSources
 
@@ -56,11 +57,11 @@ def write_mixture_dataset(out_dir: str | os.PathLike, n_train: int, n_test: int 
     path = out_dir / "mixture.hdf5"
     if path.exists() and not overwrite:  # checked before rendering: a data set is hours of work to redo
         raise ValueError(f"{path} already exists; pass --overwrite to replace it, or choose another --out")
-    partial = path.with_suffix(".hdf5.partial")  # renamed into place only when complete
     counts: dict[str, dict[str, int]] = {}
     executor = ProcessPoolExecutor(workers) if workers > 1 else None
     render = executor.map if executor else map
-    with h5py.File(partial, "w") as file, executor or nullcontext():
+    # Written beside `path` and renamed into place only when complete.
+    with atomic_path(path) as partial, h5py.File(partial, "w") as file, executor or nullcontext():
         file.attrs.update(
             world="mixture", fps=FPS, n_frames=n_frames, base_seed=base_seed, action_dim=0,
             description="photographs filmed by a synthetic moving camera with moving cut-outs, dead-leaves "
@@ -91,5 +92,4 @@ def write_mixture_dataset(out_dir: str | os.PathLike, n_train: int, n_test: int 
             file[f"{split}_source"] = source_index
             counts[split] = {name: int((source_index == i).sum()) for i, name in enumerate(sources.names)}
         file.attrs["source_counts"] = json.dumps(counts)
-    os.replace(partial, path)
     return path

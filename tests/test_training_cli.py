@@ -1,0 +1,54 @@
+"""`videogpt train-vqvae` / `train-prior`: options, help, and errors as one line with exit status 2."""
+import argparse
+
+import pytest
+
+from training_helpers import StructuredCodes, TINY_VQVAE, prior_run
+from videogpt_core import cli
+from videogpt_core.training import PriorStageOptions, train_prior
+from videogpt_core.training.cli import add_commands, configs_from_args, configure_prior_parser
+from videogpt_core.training.stage_options import apply_size
+from videogpt_core.vqvae import VQVAE
+
+
+def _prior_parser():
+    parser = argparse.ArgumentParser(prog="videogpt train-prior")
+    configure_prior_parser(parser)
+    return parser
+
+
+def test_commands_are_registered_with_help(capsys):
+    parser = argparse.ArgumentParser(prog="videogpt")
+    add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train-vqvae", "--data", "d.h5", "--out", "run", "--downsample", "1,2,2",
+                              "--mixed-precision", "bf16", "--resume"])
+    assert args.downsample == (1, 2, 2) and args.resume and args.mixed_precision == "bf16" and callable(args.func)
+    args = parser.parse_args(["train-prior", "--codes", "c", "--vqvae", "v", "--out", "r", "--cond-frames", "2",
+                              "--class-cond"])
+    assert args.cond_frames == 2 and args.class_cond and not args.action_cond
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train-vqvae", "--help"])
+    assert "--grad-accum" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train-vqvae", "--data", "d", "--out", "r", "--downsample", "4,4"])
+
+
+def test_prior_frame_encoder_size_options(capsys):
+    base = ["--codes", "c", "--vqvae", "v", "--out", "o"]
+    args = _prior_parser().parse_args(base + ["--frame-encoder-widths", "8,8,8,12",
+                                                    "--frame-encoder-blocks", "1,1,1,1"])
+    assert args.frame_encoder_widths == (8, 8, 8, 12) and args.frame_encoder_blocks == (1, 1, 1, 1)
+    trainer, options = configs_from_args(_prior_parser().parse_args(base + ["--size", "base"]), PriorStageOptions)
+    _, defaults, size = apply_size(trainer, options, "prior")
+    assert size == "base" and defaults.frame_encoder_widths == (64, 128, 256, 240)  # the reference's ResNet-34
+    with pytest.raises(SystemExit):
+        _prior_parser().parse_args(base + ["--frame-encoder-widths", "8,x"])
+    assert "comma-separated integers" in capsys.readouterr().err
+
+
+def test_command_line_errors_are_clear(tmp_path, capsys):
+    assert cli.main(["train-vqvae", "--data", str(tmp_path / "missing.hdf5"), "--out", str(tmp_path / "r")]) == 2
+    assert "missing.hdf5" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--action-cond"):
+        train_prior(*prior_run(tmp_path / "p", action_cond=True), train_dataset=StructuredCodes(8),
+                          vqvae=VQVAE(**TINY_VQVAE))

@@ -1,0 +1,104 @@
+"""Stage 2 built from its configs: the frozen VQ-VAE, its cached codes, the prior, and the trainer run."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.utils.data import Dataset
+
+from videogpt_core.action_range import action_range_of
+from videogpt_core.config import VideoGPTConfig, config_from_dict
+from videogpt_core.prior import VideoGPT
+from videogpt_core.training.prior_task import PriorTask
+from videogpt_core.training.run_folder import MODEL_DIR, saved_task
+from videogpt_core.training.stage_options import PriorStageOptions, announce_size, apply_size
+from videogpt_core.training.trainer import Trainer
+from videogpt_core.training.trainer_config import TrainerConfig, TrainResult
+from videogpt_core.vqvae import VQVAE
+
+
+def _load_vqvae(path: str) -> tuple[VQVAE, str]:
+    folder = Path(path)
+    if (folder / "vqvae").is_dir() and not (folder / "config.json").is_file():
+        folder = folder / "vqvae"  # a pipeline folder, or a train-vqvae run's model folder
+    elif (folder / MODEL_DIR).is_dir() and not (folder / "config.json").is_file():
+        folder = folder / MODEL_DIR  # a train-vqvae run folder
+    return VQVAE.from_pretrained(folder), str(folder)
+
+
+def _open_codes(options: PriorStageOptions, with_val: bool) -> tuple[Dataset, Dataset | None]:
+    if options.codes is None:
+        raise ValueError("--codes is required: a folder written by `videogpt encode-dataset`")
+    from videogpt_core.data import CodeDataset
+
+    train = CodeDataset(options.codes)
+    if not with_val:
+        return train, None
+    if options.val_data:
+        return train, CodeDataset(options.val_data)
+    # A code cache holds one split, so there is no "test split of the same data" to fall back on.
+    print("note: no validation data; pass --val-data with a cache of the test split "
+          "(`videogpt encode-dataset --split test`)", file=sys.stderr)
+    return train, None
+
+
+def _check_codes_match(meta: dict[str, Any], vqvae, codes_path) -> None:
+    if "n_codes" in meta and int(meta["n_codes"]) != vqvae.n_codes:
+        raise ValueError(f"{codes_path}: codes of a VQ-VAE with {meta['n_codes']} codes, but --vqvae has "
+                         f"{vqvae.n_codes}; pass the VQ-VAE that encoded them")
+    if "latent_shape" in meta and tuple(meta["latent_shape"]) != tuple(vqvae.latent_shape):
+        raise ValueError(f"{codes_path}: codes of latent shape {tuple(meta['latent_shape'])}, but --vqvae makes "
+                         f"{tuple(vqvae.latent_shape)}; pass the VQ-VAE that encoded them")
+
+
+def _new_prior(options: PriorStageOptions, vqvae: nn.Module, train_dataset: Dataset, meta: dict[str, Any],
+               seed: int) -> VideoGPT:
+    """A prior for `vqvae`'s codes, conditioned on what the options ask for and the codes carry."""
+    class_names = meta.get("class_names") or getattr(train_dataset, "class_names", None)
+    action_dim = int(meta.get("action_dim") or getattr(train_dataset, "action_dim", 0) or 0)
+    if options.class_cond and not class_names:
+        raise ValueError("--class-cond: the codes carry no class labels (their data set has no classes)")
+    if options.action_cond and not action_dim:
+        raise ValueError("--action-cond: the codes carry no actions (their data set has none)")
+    cached_frames = int(meta.get("n_cond_frames", options.cond_frames))
+    if options.cond_frames > cached_frames:
+        raise ValueError(f"--cond-frames {options.cond_frames}: the code cache keeps {cached_frames} first frame(s) "
+                         "per clip; re-encode it with `videogpt encode-dataset --cond-frames K`")
+    torch.manual_seed(seed)
+    return VideoGPT.for_vqvae(
+        vqvae, hidden_dim=options.hidden_dim, n_heads=options.n_heads, n_layers=options.n_layers,
+        dropout=options.dropout, attn_dropout=options.attn_dropout, n_cond_frames=options.cond_frames,
+        n_classes=len(class_names) if options.class_cond else 0,
+        class_names=list(class_names) if options.class_cond else None,
+        action_dim=action_dim if options.action_cond else 0, cond_drop_prob=options.cond_drop_prob,
+        action_range=action_range_of(train_dataset) if options.action_cond else None,
+        frame_encoder_widths=options.frame_encoder_widths, frame_encoder_blocks=options.frame_encoder_blocks)
+
+
+def train_prior(trainer: TrainerConfig, options: PriorStageOptions, train_dataset: Dataset | None = None,
+                val_dataset: Dataset | None = None, vqvae: nn.Module | None = None,
+                callbacks: list | None = None) -> TrainResult:
+    """Stage 2. train_dataset: items {codes, frames?, label?, actions?} (default: the cache in options.codes);
+    vqvae: the frozen VQ-VAE (default: loaded from options.vqvae, or on resume the checkpoint's)."""
+    trainer, options, size = apply_size(trainer, options, "prior")
+    saved = saved_task(trainer.out_dir, trainer.resume, "prior")
+    vqvae_path = None
+    if vqvae is None:
+        source = options.vqvae or (saved or {}).get("vqvae")
+        if not source:
+            raise ValueError("--vqvae is required: the VQ-VAE folder whose codes --codes holds")
+        vqvae, vqvae_path = _load_vqvae(source)
+    if train_dataset is None:
+        train_dataset, opened_val = _open_codes(options, with_val=val_dataset is None)
+        val_dataset = val_dataset if val_dataset is not None else opened_val
+    meta = dict(getattr(train_dataset, "meta", None) or {})
+    _check_codes_match(meta, vqvae, options.codes)
+    if saved is not None:
+        prior = VideoGPT(config=config_from_dict(VideoGPTConfig, saved["prior_config"], "checkpoint"))
+    else:
+        prior = _new_prior(options, vqvae, train_dataset, meta, trainer.seed)
+    announce_size(options, size, trainer.batch_size, prior, resumed=saved is not None)
+    return Trainer(trainer, PriorTask(prior, vqvae, vqvae_path), train_dataset, val_dataset, callbacks).fit()

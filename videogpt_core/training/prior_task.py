@@ -1,0 +1,52 @@
+"""Stage 2 as a TrainingTask: the prior models a frozen VQ-VAE's codes."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from videogpt_core.checkpoints import save_pipeline
+from videogpt_core.config import config_to_dict
+from videogpt_core.training.media import MEDIA_VIDEOS, write_video_summary
+from videogpt_core.training.task import TrainingTask
+
+
+class PriorTask(TrainingTask):
+    """Batches hold "codes" (B, t, h, w) and, when the prior is conditional, "frames" (B, 3, K, H, W),
+    "label" (B,) and / or "actions" (B, T, A)."""
+
+    kind = "prior"
+
+    def __init__(self, model: nn.Module, vqvae: nn.Module, vqvae_path: str | None = None):
+        super().__init__(model)
+        self.vqvae = vqvae.eval()  # frozen: only exported beside the prior and used for media
+        self.vqvae_path = vqvae_path
+
+    def _conditions(self, model, batch) -> dict[str, torch.Tensor | None]:
+        config = model.config
+        return dict(
+            frames=batch.get("frames") if config.n_cond_frames else None,
+            labels=batch.get("label") if config.n_classes else None,
+            actions=batch.get("actions") if config.action_dim else None,
+        )
+
+    def loss(self, model, batch):
+        return model.loss(batch["codes"], **self._conditions(model, batch))
+
+    def describe(self):
+        return {"kind": self.kind, "prior_config": config_to_dict(self.model.config), "vqvae": self.vqvae_path}
+
+    def export(self, model, directory):
+        save_pipeline(directory, self.vqvae, model)
+
+    @torch.no_grad()
+    def log_media(self, model, batch, writer, step):
+        # Teacher-forced greedy predictions, decoded beside the true codes: cheap (one forward pass)
+        # and shows what the prior has learned without a full autoregressive sample.
+        codes = batch["codes"][:MEDIA_VIDEOS]
+        conditions = {k: (v[:MEDIA_VIDEOS] if v is not None else None)
+                      for k, v in self._conditions(model, batch).items()}
+        predicted = model(codes, **conditions).argmax(-1)
+        self.vqvae.to(codes.device)
+        truth = self.vqvae.decode(codes).float().clamp(-0.5, 0.5)
+        guess = self.vqvae.decode(predicted).float().clamp(-0.5, 0.5)
+        write_video_summary(writer, "codes_vs_teacher_forced_prediction", torch.cat([truth, guess], dim=-1), step)

@@ -1,0 +1,86 @@
+"""What the two training stages build besides the trainer (VQVAEStageOptions, PriorStageOptions), and the
+size preset that fills the options left unset (None)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from videogpt_core.training.run_folder import saved_trainer_config
+from videogpt_core.training.sizes import default_size, preset
+from videogpt_core.training.trainer_config import TrainerConfig
+
+
+@dataclass
+class VQVAEStageOptions:
+    """Stage 1: the videos and the VQ-VAE's shape (ignored on resume: the checkpoint decides)."""
+
+    data: str | None = None  # an .hdf5 file, a video folder or UCF-101
+    val_data: str | None = None  # None: the test split of `data`
+    frame_stride: int = 1
+    size: str | None = None  # small | base; None: chosen from the device
+    embedding_dim: int | None = None
+    n_codes: int | None = None
+    n_hiddens: int | None = None
+    n_res_layers: int | None = None
+    downsample: tuple[int, int, int] = (4, 4, 4)
+    sequence_length: int = 16
+    resolution: int = 64
+
+
+@dataclass
+class PriorStageOptions:
+    """Stage 2: the cached codes, their VQ-VAE and the prior's shape (ignored on resume)."""
+
+    codes: str | None = None  # a folder written by `videogpt encode-dataset`
+    vqvae: str | None = None  # the VQ-VAE that made the codes
+    val_data: str | None = None  # a code cache of held-out clips; None: no validation
+    size: str | None = None
+    hidden_dim: int | None = None
+    n_heads: int | None = None
+    n_layers: int | None = None
+    dropout: float | None = None
+    attn_dropout: float | None = None
+    cond_frames: int = 0
+    frame_encoder_widths: tuple[int, ...] | None = None
+    frame_encoder_blocks: tuple[int, ...] | None = None
+    class_cond: bool = False
+    action_cond: bool = False
+    cond_drop_prob: float = 0.0
+
+
+StageOptions = VQVAEStageOptions | PriorStageOptions
+
+
+def apply_size(trainer: TrainerConfig, options: StageOptions, stage: str) -> tuple[TrainerConfig, StageOptions, str]:
+    """Fill the options left unset (None) from the size preset, chosen from the device when not given;
+    returns the filled configs and the size. On resume an unset batch size is the checkpoint's, so the data
+    order continues."""
+    size = options.size or default_size()
+    values = preset(stage, size)
+    batch_size = values.pop("batch_size")
+    if trainer.batch_size is None:
+        if trainer.resume:
+            batch_size = saved_trainer_config(trainer.out_dir).get("batch_size", batch_size)
+        trainer = dataclasses.replace(trainer, batch_size=batch_size)
+    unset = {name: value for name, value in values.items() if getattr(options, name) is None}
+    return trainer, dataclasses.replace(options, **unset), size
+
+
+def announce_size(options: StageOptions, size: str, batch_size: int, model: nn.Module, resumed: bool) -> None:
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    n_params = sum(p.numel() for p in model.parameters()) / 1e6
+    if resumed:
+        origin = "the checkpoint's shape"
+    elif options.size is None:
+        device = "a CUDA GPU" if torch.cuda.is_available() else "no CUDA GPU"
+        other = "small" if size == "base" else "base"
+        origin = f"{size}, chosen for this machine ({device}; --size {other} for the other preset)"
+    else:
+        origin = size
+    print(f"model size: {origin}; {n_params:.2f}M parameters, batch size {batch_size} per process", file=sys.stderr)

@@ -1,0 +1,63 @@
+"""Stage 1 built from its configs: the VQ-VAE, its videos, and the trainer run."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from videogpt_core.config import VQVAEConfig, config_from_dict
+from videogpt_core.training.run_folder import saved_task
+from videogpt_core.training.stage_options import VQVAEStageOptions, announce_size, apply_size
+from videogpt_core.training.trainer import Trainer
+from videogpt_core.training.trainer_config import TrainerConfig, TrainResult
+from videogpt_core.training.vqvae_task import VQVAETask
+from videogpt_core.vqvae import VQVAE
+
+MODEL_OPTIONS = ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "downsample", "sequence_length",
+                 "resolution")
+
+
+def _open_val_split(path: str, opener: Callable[..., Dataset], **kwargs) -> Dataset | None:
+    try:
+        return opener(path, train=False, **kwargs)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        print(f"note: no validation split in {path} ({error}); training without validation "
+              "(pass --val-data for one)", file=sys.stderr)
+        return None
+
+
+def _open_videos(options: VQVAEStageOptions, model_config: VQVAEConfig,
+                 with_val: bool) -> tuple[Dataset, Dataset | None]:
+    """The training videos and (with_val) the validation videos: --val-data, else the test split of --data."""
+    if options.data is None:
+        raise ValueError("--data is required: a data set path (see `videogpt make-dataset`)")
+    from videogpt_core.data import open_dataset
+
+    kwargs = dict(sequence_length=model_config.sequence_length, resolution=model_config.resolution,
+                  frame_stride=options.frame_stride)
+    train = open_dataset(options.data, train=True, **kwargs)
+    if not with_val:
+        return train, None
+    if options.val_data:
+        return train, open_dataset(options.val_data, train=False, **kwargs)
+    return train, _open_val_split(options.data, open_dataset, **kwargs)
+
+
+def train_vqvae(trainer: TrainerConfig, options: VQVAEStageOptions, train_dataset: Dataset | None = None,
+                val_dataset: Dataset | None = None, callbacks: list | None = None) -> TrainResult:
+    """Stage 1. Data sets given here replace options.data / val_data (tests, scripts)."""
+    trainer, options, size = apply_size(trainer, options, "vqvae")
+    saved = saved_task(trainer.out_dir, trainer.resume, "vqvae")
+    if saved is not None:
+        model_config = config_from_dict(VQVAEConfig, saved["vqvae_config"], "checkpoint")
+    else:
+        model_config = VQVAEConfig(**{name: getattr(options, name) for name in MODEL_OPTIONS})
+    if train_dataset is None:
+        train_dataset, opened_val = _open_videos(options, model_config, with_val=val_dataset is None)
+        val_dataset = val_dataset if val_dataset is not None else opened_val
+    torch.manual_seed(trainer.seed)  # the same initial weights on every process
+    task = VQVAETask(VQVAE(config=model_config))
+    announce_size(options, size, trainer.batch_size, task.model, resumed=saved is not None)
+    return Trainer(trainer, task, train_dataset, val_dataset, callbacks).fit()
