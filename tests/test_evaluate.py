@@ -99,7 +99,7 @@ def test_vqvae_folder_scores_reconstruction_only_and_matches_direct_metrics(file
 def test_pusher_pipeline_scores_prior_and_rollouts(files):
     result = evaluate(files["pusher_model"], files["pusher"], world_samples=3, batch_size=2, seed=5)
     assert {"reconstruction", "prior", "world"} <= set(result)
-    assert result["skipped"] == {"fvd": "no --i3d PATH (a local TorchScript I3D) was given"}
+    assert result["skipped"] == {"fvd": "runs with --what fvd or --i3d DIR (minutes of I3D on a CPU)"}
     assert result["model"]["conditioning"] == {"n_cond_frames": 1, "n_classes": 0, "action_dim": 2}
 
     prior = result["prior"]
@@ -190,11 +190,20 @@ def test_fvd_with_a_local_torchscript_model(files):
     result = evaluate(files["pusher_model"], files["pusher"], what="fvd", i3d=files["i3d"], fvd_samples=3,
                       batch_size=2)
     fvd = result["fvd"]
-    assert fvd["n_real"] == fvd["n_generated"] == 3 and fvd["feature_dim"] == 4
+    assert fvd["n_real"] == fvd["n_generated"] == fvd["clips"] == 3 and fvd["feature_dim"] == 4
     assert _finite(fvd["fvd"]) and fvd["fvd"] > 0 and fvd["i3d"] == str(files["i3d"].resolve())
+    assert _finite(fvd["r_fvd"]) and fvd["r_fvd"] > 0 and "biased" in fvd["warning"]
+    assert "first frame + actions" in fvd["fvd_of"]
     assert set(result["skipped"]) == {"recon", "prior", "world"}
     capped = evaluate(files["pusher_model"], files["pusher"], what="fvd", i3d=files["i3d"], fvd_samples=50)
     assert capped["fvd"]["n_real"] == N_TEST  # no more real clips than the split has
+
+
+def test_fvd_of_a_vqvae_folder_is_the_r_fvd_of_its_reconstructions(files):
+    result = evaluate(files["vqvae"], files["pusher"], what="fvd", i3d=files["i3d"], fvd_samples=4, batch_size=3)
+    fvd = result["fvd"]
+    assert fvd["clips"] == 4 and _finite(fvd["r_fvd"]) and fvd["r_fvd"] > 0
+    assert "fvd" not in fvd and "reconstructions of the 4 clips" in fvd["r_fvd_of"]
 
 
 def test_command_line_prints_and_writes_the_same_json(files, tmp_path, capsys):
@@ -216,7 +225,7 @@ def test_command_line_prints_and_writes_the_same_json(files, tmp_path, capsys):
                                   f"--max-clips 2 --out {out} --quiet")
 
 
-def test_clear_errors(files, tmp_path):
+def test_clear_errors(files, tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         evaluate(tmp_path / "missing", files["pusher"])
     with pytest.raises(FileNotFoundError, match="data set not found"):
@@ -227,7 +236,8 @@ def test_clear_errors(files, tmp_path):
         evaluate(files["pusher_model"] / "prior", files["pusher"])
     with pytest.raises(FileNotFoundError, match="neither config.json"):
         evaluate(tmp_path, files["pusher"])
-    with pytest.raises(ValueError, match="cannot evaluate 'fvd'.*--i3d"):
+    monkeypatch.setenv("VIDEOGPT_I3D", str(tmp_path / "no_i3d_here"))  # no default I3D folder
+    with pytest.raises(FileNotFoundError, match="convert-i3d .*no_i3d_here.*pip install"):
         evaluate(files["pusher_model"], files["pusher"], what="fvd")
     with pytest.raises(ValueError, match="cannot evaluate 'world'.*VQ-VAE folder"):
         evaluate(files["vqvae"], files["pusher"], what="world")

