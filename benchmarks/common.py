@@ -43,6 +43,12 @@ SIZES: dict[str, ModelSize] = {
         vqvae=dict(embedding_dim=256, n_codes=1024, n_hiddens=240, n_res_layers=4, downsample=(4, 2, 2),
                    sequence_length=16, resolution=64),
         prior=dict(hidden_dim=576, n_heads=4, n_layers=8)),
+    "uncond1024": ModelSize(
+        "uncond1024", "an unconditional prior over 4x16x16 latents of 1024 codes (VQ-VAE 240 hiddens, 4 residual "
+        "layers, downsample 4x4x4); prior hidden 576, 8 layers, 4 heads",
+        vqvae=dict(embedding_dim=256, n_codes=1024, n_hiddens=240, n_res_layers=4, downsample=(4, 4, 4),
+                   sequence_length=16, resolution=64),
+        prior=dict(hidden_dim=576, n_heads=4, n_layers=8)),
     "tiny": ModelSize(
         "tiny", "16x16x4 video -> 2x4x4 latents of 16 codes; prior hidden 24, 2 layers (smoke tests only)",
         vqvae=dict(embedding_dim=8, n_codes=16, n_hiddens=16, n_res_layers=1, downsample=(2, 4, 4),

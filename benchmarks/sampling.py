@@ -1,8 +1,10 @@
-"""Sampling speed: our cached sampler against a naive no-cache sampler (per token step, to the first decoded
-slice, for a whole video) on random models, or a real pipeline folder end to end (--checkpoint).
+"""Sampling speed: our cached sampler against the reference implementation's sampling algorithm
+(benchmarks/reference_sampler.py) and a naive no-cache sampler (per token step, to the first decoded slice,
+for a whole video) on random models, or a real pipeline folder end to end (--checkpoint).
 
-    python -m benchmarks.sampling [--sizes demo,bair] [--batch 1,8] [--device cpu|cuda] [--threads N]
-                                  [--compile] [--quantize int8] [--full] [--json out.json]
+    python -m benchmarks.sampling [--sizes demo,uncond1024,bair] [--batch 1,8] [--device cpu|cuda]
+                                  [--threads N] [--compile] [--quantize int8] [--full] [--no-reference]
+                                  [--json out.json]
     python -m benchmarks.sampling --checkpoint DIR [--batch 1] [--json out.json]
 """
 from __future__ import annotations
@@ -21,6 +23,8 @@ from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
 from videogpt_core.prior import Condition, VideoGPT
 from videogpt_core.quantization import QUANTIZE_MODES
 from videogpt_core.sampling import draw, filter_logits
+
+from benchmarks import reference_sampler
 
 MODULE = "benchmarks.sampling"
 
@@ -92,8 +96,11 @@ def time_our_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, dev
                     logits = prior.decode_step(state, code, where)
                 pick(logits, generator)
 
+        cpu = time.process_time()
         timing = measure(run, device, warmup=3 if static else 1, repeats=repeats)
-        results.append(dict(position=start + window // 2, tokens=window, step_s=timing.median_s / window))
+        calls = (3 if static else 1) + len(timing.runs)
+        results.append(dict(position=start + window // 2, tokens=window, step_s=timing.median_s / window,
+                            cpu_step_s=(time.process_time() - cpu) / (calls * window)))
     state.release()
     return results
 
@@ -116,6 +123,40 @@ def time_naive_points(prior: VideoGPT, batch: int, inputs: dict, n_points: int, 
         timing = measure(run, device, warmup=1, repeats=repeats, slow_s=1.0)
         results.append(dict(position=position, tokens=len(timing.runs), step_s=timing.median_s))
     return results
+
+
+def time_reference_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, device: torch.device,
+                           amp: str, repeats: int) -> list[dict[str, Any]]:
+    """Median seconds per token of the reference's sampling algorithm in windows at the start, middle and end
+    (its caches hold noise before a window, as for ours; each of its steps reads the whole cache anyway)."""
+    t, h, w = prior.latent_shape
+    length = t * h * w
+    window = min(window, length - 1)
+    generator = torch.Generator(device=device).manual_seed(0)
+    with torch.no_grad(), autocast(device, amp):
+        state = reference_sampler.start(prior, batch, **inputs)
+        for keys, values in state.caches:
+            keys.normal_(generator=generator)
+            values.normal_(generator=generator)
+    results = []
+    for start in window_starts(length, window):
+
+        def run():
+            with torch.no_grad(), autocast(device, amp):
+                for position in range(start, start + window):
+                    reference_sampler.step(prior, state, position, generator)
+
+        cpu = time.process_time()
+        timing = measure(run, device, warmup=1, repeats=repeats)
+        results.append(dict(position=start + window // 2, tokens=window, step_s=timing.median_s / window,
+                            cpu_step_s=(time.process_time() - cpu) / ((1 + len(timing.runs)) * window)))
+    return results
+
+
+def reference_start_s(prior: VideoGPT, batch: int, inputs: dict, device: torch.device) -> float:
+    with torch.no_grad():
+        return measure(lambda: reference_sampler.logits_at(prior, reference_sampler.start(prior, batch, **inputs), 0),
+                       device, repeats=3).median_s
 
 
 # ---- one size ----------------------------------------------------------------------------------------
@@ -187,6 +228,8 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
         tokens_s = total_time(points, 0, length)
         row = dict(common, sampler="ours (KV cache)" + (f", {args.quantize}" if args.quantize else ""), windows=ours,
                    ms_per_step=1000 * tokens_s / length, tokens_per_s=batch * length / tokens_s,
+                   cpu_ms_per_step=1000 * total_time([(r["position"], r["cpu_step_s"]) for r in ours], 0, length)
+                   / length,
                    first_slice_s=start.median_s + total_time(points, 0, slice_len)
                    + decode_first.median_s,
                    video_s=start.median_s + tokens_s + decode_all.median_s,
@@ -201,6 +244,20 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
             row["cudagraph_skips"] = counters["inductor"]["cudagraph_skips"]
         rows.append(row)
 
+        if not args.no_reference:
+            reference = time_reference_windows(prior, batch, inputs, args.window, device, args.amp, args.repeats)
+            points = [(r["position"], r["step_s"]) for r in reference]
+            reference_s = total_time(points, 0, length)
+            reference_start = reference_start_s(prior, batch, inputs, device)
+            rows.append(dict(common, sampler="reference algorithm", windows=reference, start_s=reference_start,
+                             ms_per_step=1000 * reference_s / length, tokens_per_s=batch * length / reference_s,
+                             cpu_ms_per_step=1000 * total_time([(r["position"], r["cpu_step_s"]) for r in reference],
+                                                               0, length) / length,
+                             first_slice_s=reference_start + total_time(points, 0, slice_len) + decode_first.median_s,
+                             video_s=reference_start + reference_s + decode_all.median_s,
+                             how=f"{len(reference)} windows x {reference[0]['tokens']} tokens, interpolated"))
+            row["vs_reference"] = rows[-1]["video_s"] / row["video_s"]
+            row["vs_reference_cpu"] = rows[-1]["cpu_ms_per_step"] / row["cpu_ms_per_step"]
         if not args.no_naive:
             naive = time_naive_points(prior, batch, inputs, args.naive_points, device, args.amp, args.naive_repeats)
             points = [(r["position"], r["step_s"]) for r in naive]
@@ -231,8 +288,9 @@ def benchmark_checkpoint(args: argparse.Namespace, device: torch.device) -> list
 
 
 COLUMNS = [("size", "size"), ("batch", "batch"), ("sampler", "sampler"), ("ms_per_step", "ms/token step"),
+           ("cpu_ms_per_step", "CPU ms/token"),
            ("tokens_per_s", "tokens/s"), ("first_slice_s", "first slice s"), ("video_s", "video s"),
-           ("speedup", "x faster"), ("first_generation_s", "first generation s (compiles)"), ("how", "how")]
+           ("vs_reference", "x reference"), ("vs_reference_cpu", "x reference (CPU)"), ("speedup", "x naive"), ("first_generation_s", "first generation s (compiles)"), ("how", "how")]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -251,6 +309,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--naive-points", type=int, default=3, help="positions timed for the naive sampler")
     parser.add_argument("--naive-repeats", type=int, default=1, help="timed tokens per naive position (median)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive sampler")
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference implementation's algorithm")
     parser.add_argument("--full", action="store_true",
                         help="also measure the first slice and a whole video end to end (slow at the bair size)")
     parser.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
@@ -271,7 +330,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows = []
         for size in args.sizes:
             rows += benchmark_size(size, args, device)
-        title = "sampling, ours vs naive"
+        title = "sampling, ours vs the reference algorithm vs naive"
         notes += [f"{size.name}: {size.description}" for size in args.sizes]
         notes += [
             f"random weights; conditioning: {args.cond}; temperature 1, no top-k / top-p; no guidance "
@@ -280,6 +339,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "the sequence (decode_step + filter + draw, median of repeats; the cache before a window holds "
             "noise, which costs the same as real keys and values) and interpolated linearly over all "
             "positions; not every token of a video was timed" + ("" if args.full else " (--full measures it)"),
+            "reference algorithm: the reference implementation's sampler re-implemented on the same weights "
+            "(benchmarks/reference_sampler.py: per token a codebook lookup of the whole grid, the whole position "
+            "table, separate q/k/v projections, attention over the whole per-layer KV cache under a dense mask "
+            "row, plain torch.multinomial), timed in the same windows as ours; x reference = its video time / "
+            "ours (wall), and its CPU ms/token / ours",
             f"naive: re-runs the teacher-forced forward over the whole growing sequence for every token (no "
             f"cache; conditioning computed once); ONE token timed at each of {args.naive_points} positions "
             "(first to last) and the whole video EXTRAPOLATED with the quadratic in the position through them "

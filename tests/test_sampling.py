@@ -9,7 +9,9 @@ import torch
 
 from tiny_models import (CONDITIONINGS, greedy_codes, random_inputs, tiny_prior, tiny_vqvae,
                          unconditional_twin)
+from videogpt_core.prior import VideoGPT
 from videogpt_core.sampling import SamplingOptions, draw, filter_logits, generate_codes
+from videogpt_core.speculative import DRAFTS, SpeculationStats, accept_proposals, propose
 
 
 @pytest.fixture(scope="module")
@@ -298,3 +300,157 @@ def test_prefix_that_fills_the_grid_is_refused(vqvae):
     prior = tiny_prior(vqvae)
     with pytest.raises(ValueError, match="prefix"):
         next(generate_codes(prior, 1, prefix=torch.zeros(1, 32, dtype=torch.long)))
+
+
+# ---- speculative sampling ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("conditioning", list(CONDITIONINGS))
+def test_speculative_top_k_1_gives_the_codes_of_one_code_decoding(vqvae, conditioning):
+    prior = tiny_prior(vqvae, conditioning, seed=4)
+    inputs = random_inputs(prior, batch=2)
+    expected = final_codes(prior, 2, seed=0, options=SamplingOptions(top_k=1), **inputs)
+    assert len(expected.unique()) > 2  # a real sequence, not one repeated code
+    for draft in DRAFTS:
+        for k in (2, 5):
+            stats = SpeculationStats()
+            sampled = final_codes(prior, 2, seed=1, options=SamplingOptions(top_k=1), draft_tokens=k, draft=draft,
+                                  stats=stats, **inputs)
+            assert torch.equal(sampled, expected), (draft, k)
+            assert stats.positions == prior.config.seq_len - 1  # every position after the first, once
+            assert stats.passes < stats.positions or draft != "left"  # some proposals were right
+
+
+@pytest.mark.parametrize("conditioning", ["class", "actions"])
+def test_speculative_guided_greedy_equals_one_code_decoding(vqvae, conditioning):
+    prior = tiny_prior(vqvae, conditioning, seed=4)
+    inputs = random_inputs(prior, batch=2)
+    options = dict(top_k=1, cfg_scale=3.0)
+    expected = final_codes(prior, 2, seed=0, options=SamplingOptions(**options), **inputs)
+    sampled = final_codes(prior, 2, seed=0, options=SamplingOptions(**options), draft_tokens=4, **inputs)
+    assert torch.equal(sampled, expected)
+
+
+def test_speculative_with_a_prefix_keeps_it_and_continues_greedily(vqvae):
+    prior = tiny_prior(vqvae)
+    prefix = torch.randint(0, prior.n_codes, (2, 20), generator=torch.Generator().manual_seed(4))
+    expected = greedy_codes(prior, 2, prefix=prefix)
+    sampled = final_codes(prior, 2, seed=0, prefix=prefix, options=SamplingOptions(top_k=1), draft_tokens=3)
+    assert torch.equal(sampled, expected)
+
+
+def test_speculative_yields_once_per_slice_and_is_reproducible(vqvae):
+    prior = tiny_prior(vqvae)
+    t = prior.latent_shape[0]
+    steps = generate_codes(prior, 1, generator=torch.Generator().manual_seed(0), draft_tokens=4)
+    assert [done for _, done in steps] == list(range(1, t + 1))
+    first = final_codes(prior, 2, seed=5, draft_tokens=4)
+    assert torch.equal(first, final_codes(prior, 2, seed=5, draft_tokens=4))
+    assert not torch.equal(first, final_codes(prior, 2, seed=6, draft_tokens=4))
+
+
+def test_proposals_copy_the_left_neighbour_the_row_above_or_the_previous_slice():
+    shape = (2, 2, 3)  # slices of 6 codes, rows of 3
+    codes = torch.arange(12)[None]
+    assert propose(codes, 7, 2, "left", shape).tolist() == [[7, 7]]
+    assert propose(codes, 7, 2, "above", shape).tolist() == [[5, 6]]  # positions 8, 9: 3 earlier
+    assert propose(codes, 7, 2, "previous-slice", shape).tolist() == [[2, 3]]
+    assert propose(codes, 1, 2, "previous-slice", shape).tolist() == [[1, 1]]  # nothing there yet: left
+
+
+def test_accept_proposals_keeps_accepted_codes_and_resamples_the_rejected_one():
+    # Position 0 puts all mass on code 2 (proposed: accepted), position 1 none on code 0 (proposed: rejected).
+    probs = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.5, 0.5], [1.0, 0.0, 0.0]]])
+    kept, code, accepted = accept_proposals(probs, torch.tensor([[2, 0]]), torch.Generator().manual_seed(0))
+    assert kept == 1 and code.item() in (1, 2) and accepted.tolist() == [[True, False]]
+    kept, code, accepted = accept_proposals(probs, torch.tensor([[2, 1]]), torch.Generator().manual_seed(0))
+    assert kept in (1, 2) and accepted[0, 0]
+
+
+def small_vocabulary_prior() -> VideoGPT:
+    """An unconditional prior over (1, 1, 4) grids of 4 codes, random weights that make the codes depend on
+    each other, with fc_out leaning towards repeating the previous code (about half the proposals of the
+    left-neighbour draft are accepted)."""
+    prior = VideoGPT(latent_shape=(1, 1, 4), n_codes=4, embedding_dim=8, sequence_length=2, resolution=8,
+                     hidden_dim=24, n_heads=2, n_layers=2, dropout=0.0, attn_dropout=0.0)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        prior.codebook.normal_(generator=generator)
+        for name, parameter in prior.named_parameters():
+            if parameter.dim() >= 2:
+                parameter.normal_(generator=generator).mul_(parameter.shape[1] ** -0.5)
+        inputs = prior.fc_in(prior.codebook)  # (n_codes, hidden): what the previous code adds to the stream
+        prior.fc_out.weight.add_(0.6 * inputs / inputs.norm(dim=-1, keepdim=True) * inputs.shape[1] ** 0.5 / 4)
+    return prior.eval()
+
+
+def exact_joint(prior: VideoGPT, n_tokens: int, options: SamplingOptions) -> torch.Tensor:
+    """P(first n_tokens codes) under the filtered distributions, from the teacher-forced forward of every
+    prefix: (n_codes,) * n_tokens."""
+    n = prior.n_codes
+    every = torch.cartesian_prod(*[torch.arange(n)] * n_tokens).view(-1, n_tokens)
+    grid = torch.zeros(every.shape[0], prior.config.seq_len, dtype=torch.long)
+    grid[:, :n_tokens] = every
+    with torch.no_grad():
+        logits = prior(grid.view(-1, *prior.latent_shape)).flatten(1, 3)[:, :n_tokens]
+    probs = filter_logits(logits, options.temperature, options.top_k, options.top_p).softmax(-1)
+    joint = probs.gather(-1, every[..., None]).squeeze(-1).prod(-1)
+    return joint.view(*[n] * n_tokens)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [SamplingOptions(), SamplingOptions(temperature=0.8, top_k=3)],
+                         ids=["plain", "temperature-top-k"])
+def test_speculative_samples_follow_the_exact_distribution(options):
+    # Every code of the grid: the first from the start token, the others through verify passes of up to
+    # three positions, in batches of two (so a pass also stops where the other sample rejected).
+    prior = small_vocabulary_prior()
+    n_tokens, runs, batch = 4, 2000, 2
+    exact = exact_joint(prior, n_tokens, options).flatten().double()
+    assert exact.max() < 0.3  # a spread distribution: the test could see a wrong one
+    counts = torch.zeros_like(exact)
+    stats = SpeculationStats()
+    generator = torch.Generator().manual_seed(17)
+    weights = prior.n_codes ** torch.arange(n_tokens - 1, -1, -1)
+    for _ in range(runs):
+        for codes, _ in generate_codes(prior, batch, options=options, generator=generator, draft_tokens=3,
+                                       draft="left", stats=stats):
+            pass
+        counts += torch.bincount((codes.flatten(1)[:, :n_tokens] * weights).sum(-1),
+                                 minlength=exact.numel()).double()
+    # Speculation did run: proposals were scored, some accepted, passes covered several positions.
+    assert 0.1 < stats.acceptance < 0.9 and stats.positions_per_pass > 1.05
+    total = runs * batch
+    expected = exact * total
+    assert counts[expected == 0].sum() == 0  # nothing outside the filtered support
+    # Cells expected fewer than 5 times are pooled into one (the chi-square approximation needs counts).
+    cells = expected >= 5
+    counts = torch.cat([counts[cells], counts[~cells].sum()[None]])
+    expected = torch.cat([expected[cells], expected[~cells].sum()[None]])
+    chi_square = ((counts - expected) ** 2 / expected).sum().item()
+    dof = len(counts) - 1
+    # The 0.1% critical value of chi-square, by the Wilson-Hilferty approximation.
+    critical = dof * (1 - 2 / (9 * dof) + 3.09 * math.sqrt(2 / (9 * dof))) ** 3
+    assert chi_square < critical, (chi_square, critical)
+
+
+def test_pipeline_reports_acceptance_and_samples_what_one_code_decoding_samples():
+    from tiny_models import tiny_pipeline
+    from videogpt_core.pipeline import VideoGPTPipeline
+
+    plain = tiny_pipeline("class", seed=3)
+    speculative = VideoGPTPipeline(plain.vqvae, plain.prior, device="cpu", vqvae_bf16=False, draft_tokens=4)
+    expected = plain.generate(n=2, label=1, top_k=1, seed=0)
+    assert expected.speculation is None
+    result = speculative.generate(n=2, label=1, top_k=1, seed=0)
+    assert torch.equal(result.codes, expected.codes)
+    stats = result.speculation
+    assert stats["positions"] == plain.prior.config.seq_len - 1 and stats["passes"] <= stats["positions"]
+    assert stats["proposed"] >= stats["accepted"] >= 0 and 0 <= stats["acceptance"] <= 1
+    updates = list(speculative.stream(n=1, label=0, seed=1))
+    assert all(update.speculation is not None for update in updates)
+    assert updates[-1].speculation["positions"] == plain.prior.config.seq_len - 1
+    with pytest.raises(ValueError, match="draft"):
+        VideoGPTPipeline(plain.vqvae, plain.prior, device="cpu", draft="diagonal")
+    with pytest.raises(ValueError, match="draft_tokens"):
+        VideoGPTPipeline(plain.vqvae, plain.prior, device="cpu", draft_tokens=0)

@@ -24,6 +24,7 @@ from videogpt_core.non_finite import NonFiniteLogitsError
 from videogpt_core.prior import VideoGPT
 from videogpt_core.quantization import check_quantize
 from videogpt_core.sampling import SamplingOptions, generate_codes
+from videogpt_core.speculative import SpeculationStats, check_draft
 from videogpt_core.vqvae import VQVAE
 
 
@@ -34,6 +35,8 @@ class StreamUpdate:
     tokens_done: int
     tokens_total: int
     seed: int
+    # What speculative sampling did so far (draft_tokens set): passes, proposals scored / accepted, ...
+    speculation: dict | None = None
 
     @property
     def finished(self) -> bool:
@@ -46,6 +49,7 @@ class GenerationResult:
     # (n, t, h, w) int64; past the first window, each slice's codes from the window it was sampled in
     codes: torch.Tensor
     seed: int
+    speculation: dict | None = None  # see StreamUpdate
 
 
 def cpu_supports_bf16() -> bool:
@@ -106,20 +110,25 @@ class VideoGPTPipeline:
 
     def __init__(self, vqvae: VQVAE, prior: VideoGPT, device: str | torch.device | None = None,
                  threads: int | None = None, amp_dtype: torch.dtype | None = None,
-                 vqvae_bf16: bool | None = None, compile: bool = False, quantize: str | None = None):
+                 vqvae_bf16: bool | None = None, compile: bool = False, quantize: str | None = None,
+                 draft_tokens: int | None = None, draft: str = "left"):
         """device: 'cuda' when available, else 'cpu' by default. threads: torch CPU threads (batch-1 token
         decoding is often fastest with 1). amp_dtype: autocast dtype on CUDA (torch.bfloat16 /
         torch.float16). vqvae_bf16: decode frames in bfloat16 on the CPU (default: where the CPU has native
         bf16). compile: torch.compile the decode step (on CUDA with static shapes and CUDA graphs,
         mode='reduce-overhead'; on a CPU with a dynamic cache length). Compiling takes 20-60 s: `warm_up()`
         does it up front, else the first generations pay it.
-        quantize: 'int8' samples with int8 prior weights (CPU only; faster at batch 1, logits within ~2 %)."""
+        quantize: 'int8' samples with int8 prior weights (CPU only; faster at batch 1, logits within ~2 %).
+        draft_tokens / draft: exact speculative sampling, k codes scored per verify pass (see speculative.py);
+        off by default: on the shipped models at temperature 1 too few copied codes are accepted to pay."""
         if vqvae.latent_shape != prior.latent_shape or vqvae.n_codes != prior.n_codes:
             raise ValueError(f"the prior models {prior.latent_shape} grids of {prior.n_codes} codes, the VQ-VAE "
                              f"makes {vqvae.latent_shape} grids of {vqvae.n_codes}: they do not belong together")
         self.device = resolve_device(device)
         check_quantize(quantize, self.device)
         self.quantize = quantize
+        check_draft(draft, draft_tokens)
+        self.draft_tokens, self.draft = draft_tokens, draft
         if threads is not None:
             torch.set_num_threads(int(threads))
         self.vqvae = vqvae.to(self.device).eval()
@@ -289,7 +298,7 @@ class VideoGPTPipeline:
         for last in self._run(n, frames, label, actions, SamplingOptions(temperature, top_k, top_p, cfg_scale),
                               seed, n_frames, progressive=False):
             pass
-        return GenerationResult(frames=last.frames, codes=last.codes, seed=last.seed)
+        return GenerationResult(frames=last.frames, codes=last.codes, seed=last.seed, speculation=last.speculation)
 
     def _named_errors(self, codes: Iterator) -> Iterator:
         """The sampler's codes; its non-finite-logits error names this pipeline's checkpoint."""
@@ -348,6 +357,7 @@ class VideoGPTPipeline:
             shown = None  # uint8 frames of all_codes' slices
             window_start = 0  # latent slice where the current window begins
             tokens_total = total_slices * h * w
+            stats = SpeculationStats()
             kept = prefix
             while all_codes.shape[1] < total_slices:
                 window_actions = None if action_rows is None else \
@@ -360,7 +370,8 @@ class VideoGPTPipeline:
                 for codes, done in self._named_errors(generate_codes(
                         self.prior, n, frames=cond_frames, labels=labels, actions=window_actions,
                         prefix=None if kept is None else kept.flatten(1), options=options,
-                        generator=generator, quantize=self.quantize)):
+                        generator=generator, quantize=self.quantize, draft_tokens=self.draft_tokens,
+                        draft=self.draft, stats=stats)):
                     if done <= n_kept and window_start:
                         continue  # slices carried over from the previous window were shown already
                     all_codes = torch.cat([all_codes[:, :window_start + first_new], codes[:, first_new:done]], dim=1)
@@ -373,7 +384,8 @@ class VideoGPTPipeline:
                             [shown[:, : (window_start + n_kept) * fpl], window_frames[:, n_kept * fpl:]], axis=1)
                     if progressive or all_codes.shape[1] >= total_slices:
                         yield StreamUpdate(all_codes.cpu(), shown[:, :n_frames],
-                                           min(all_codes.shape[1] * h * w, tokens_total), tokens_total, int(seed))
+                                           min(all_codes.shape[1] * h * w, tokens_total), tokens_total, int(seed),
+                                           stats.as_dict() if self.draft_tokens else None)
                     if window_done:
                         break
                 if all_codes.shape[1] >= total_slices:

@@ -14,6 +14,7 @@ import torch
 
 from videogpt_core.non_finite import check_finite_logits
 from videogpt_core.prior import VideoGPT
+from videogpt_core.speculative import SpeculationStats, accept_proposals, check_draft, propose
 
 
 @dataclass
@@ -76,12 +77,20 @@ def draw(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
 def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, actions=None,
                    prefix: torch.Tensor | None = None, options: SamplingOptions | None = None,
                    generator: torch.Generator | None = None,
-                   quantize: str | None = None) -> Iterator[tuple[torch.Tensor, int]]:
+                   quantize: str | None = None, draft_tokens: int | None = None, draft: str = "left",
+                   stats: SpeculationStats | None = None) -> Iterator[tuple[torch.Tensor, int]]:
     """Sample a latent grid in raster order. Yields (codes (B, t, h, w), slices_done) each time a latent
-    time slice is complete; codes of unfinished slices are 0. `prefix` (B, n) holds known leading codes.
-    quantize: None (float weights) or "int8" (CPU), see `VideoGPT.start_decoding`."""
+    time slice is complete; codes past the finished slices are 0 or already partly sampled. `prefix` (B, n)
+    holds known leading codes. quantize: None (float weights) or "int8" (CPU), see
+    `VideoGPT.start_decoding`.
+
+    draft_tokens: None samples one code per decode step; k >= 2 proposes k - 1 codes by copying (`draft`,
+    see speculative.py), scores them in one verify pass and accepts them by speculative sampling: the same
+    distribution, fewer passes when proposals are often right. `stats` (a SpeculationStats) is filled with
+    what speculation did. Not with a CUDA-graph step (static decoding), which runs one code per step."""
     options = options or SamplingOptions()
     options.check(prior)
+    check_draft(draft, draft_tokens)
     t, h, w = prior.latent_shape
     length, slice_len = t * h * w, h * w
     device = prior.fc_in.weight.device
@@ -104,11 +113,15 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
     state = prior.start_decoding(batch * (2 if drop is not None else 1), frames=frames, labels=labels,
                                  actions=actions, drop=drop, quantize=quantize, static=static)
 
-    def pick(logits: torch.Tensor) -> torch.Tensor:
+    def target(logits: torch.Tensor) -> torch.Tensor:
+        """The filtered logits to sample from: guidance mixed in, then temperature / top-k / top-p."""
         if drop is not None:
             cond, uncond = logits.float().chunk(2)
             logits = uncond + options.cfg_scale * (cond - uncond)
-        return draw(filter_logits(logits, options.temperature, options.top_k, options.top_p), generator)
+        return filter_logits(logits, options.temperature, options.top_k, options.top_p)
+
+    def pick(logits: torch.Tensor) -> torch.Tensor:
+        return draw(target(logits), generator)
 
     def doubled(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, x]) if drop is not None else x
@@ -118,6 +131,13 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
     try:
         for done in range(n_known // slice_len):
             yield codes.view(batch, t, h, w), done + 1
+        if draft_tokens is not None and draft_tokens > 1 and not static:
+            with torch.no_grad():
+                logits = prior.prefill(state, doubled(codes[:, :n_known]))
+                codes[:, n_known] = pick(logits)
+            yield from speculative_loop(prior, state, codes, n_known, draft_tokens, draft, target, doubled,
+                                        generator, stats)
+            return
         with torch.no_grad():
             logits = prior.prefill(state, doubled(codes[:, :n_known]))
             for position in range(n_known, length):
@@ -132,3 +152,37 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
                     yield codes.view(batch, t, h, w), (position + 1) // slice_len
     finally:  # also when the caller stops early (closes this generator)
         state.release()
+
+
+def speculative_loop(prior: VideoGPT, state, codes: torch.Tensor, last: int, draft_tokens: int, draft: str,
+                     target, doubled, generator: torch.Generator | None,
+                     stats: SpeculationStats | None) -> Iterator[tuple[torch.Tensor, int]]:
+    """The rest of generate_codes with verify passes: codes (B, L) are sampled up to `last` (its code drawn,
+    not yet fed to the prior). Yields as generate_codes does."""
+    batch, length = codes.shape
+    t, h, w = prior.latent_shape
+    slice_len = h * w
+    stats = stats if stats is not None else SpeculationStats()
+    slices_yielded = last // slice_len  # slices complete before `last` were yielded by the caller
+    while True:
+        while slices_yielded < (last + 1) // slice_len:
+            slices_yielded += 1
+            yield codes.view(batch, t, h, w), slices_yielded
+        if last + 1 >= length:
+            return
+        k = min(draft_tokens, length - 1 - last)  # positions last+1 .. last+k scored in this pass
+        proposals = propose(codes, last, k - 1, draft, prior.latent_shape)
+        with torch.no_grad():
+            logits = prior.verify(state, doubled(torch.cat([codes[:, last:last + 1], proposals], dim=1)), last + 1)
+            probs = target(logits).softmax(-1)  # (B, k, n_codes)
+            kept, next_code, accepted = accept_proposals(probs, proposals, generator)
+        codes[:, last + 1:last + 1 + kept] = proposals[:, :kept]
+        codes[:, last + 1 + kept] = next_code
+        stats.passes += 1
+        stats.positions += kept + 1
+        stats.proposed += accepted.numel()
+        stats.accepted += int(accepted.sum())
+        new_last = last + 1 + kept
+        if (new_last + 1) // slice_len > slices_yielded:
+            check_finite_logits(logits, (new_last + 1) // slice_len)
+        last = new_last
