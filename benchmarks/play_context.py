@@ -16,6 +16,7 @@ import numpy as np
 
 import videogpt_core
 from videogpt_core.data.worlds import get_world, split_seeds
+from videogpt_core.metrics import psnr_from_mse
 from videogpt_core.play import PlaySession
 
 
@@ -38,7 +39,7 @@ def main() -> None:
                 done = len(session.frames)
                 seconds.append(session.step(episode.actions[done:done + session.next_step_frames]).seconds)
             error = session.frames[4:args.frames].astype(np.float64) - episode.frames[4:args.frames]
-            scores.append(10 * np.log10(255.0**2 / np.mean(error**2)))
+            scores.append(float(psnr_from_mse(np.mean(error**2), data_range=255.0)))
         rows.append(dict(context_slices=context, median_step_s=float(np.median(seconds)),
                          rollout_psnr_db=float(np.mean(scores)), episodes=args.episodes, frames=args.frames))
         print(json.dumps(rows[-1]), flush=True)

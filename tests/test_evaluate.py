@@ -13,7 +13,9 @@ from torch import nn
 from tiny_models import TINY_FRAME_ENCODER, tiny_prior, tiny_vqvae
 from videogpt_core.checkpoints import save_pipeline
 from videogpt_core.data.make_dataset import write_world_dataset
-from videogpt_core.evaluate import add_commands, evaluate, open_eval_dataset
+from videogpt_core.evaluation.cli import add_commands
+from videogpt_core.evaluation.evaluate import evaluate
+from videogpt_core.evaluation.inputs import open_eval_dataset
 from videogpt_core.metrics import nmse, psnr
 from videogpt_core.prior import VideoGPT
 from videogpt_core.vqvae import VQVAE
@@ -157,16 +159,16 @@ def test_digits_pipeline_classifier_and_class_conditional_samples(files, tmp_pat
 
 
 def test_guidance_scale_reaches_the_sampler_and_the_report(files, monkeypatch):
-    import videogpt_core.evaluate as evaluate_module
+    import videogpt_core.evaluation.digits_world as digits_world
 
     seen = []
-    real_sample_clips = evaluate_module.sample_clips
+    real_sample_clips = digits_world.sample_clips
 
     def spy(pipeline, batch, options, *args, **kwargs):
         seen.append(options.cfg_scale)
         return real_sample_clips(pipeline, batch, options, *args, **kwargs)
 
-    monkeypatch.setattr(evaluate_module, "sample_clips", spy)
+    monkeypatch.setattr(digits_world, "sample_clips", spy)
     result = evaluate(files["digits_model"], files["digits"], what="world", world_samples=1, cfg_scale=2.0,
                       digit_classifier_steps=2)
     assert result["sampling"]["cfg_scale"] == 2.0 and seen and set(seen) == {2.0}
@@ -249,29 +251,3 @@ def test_clear_errors(files, tmp_path, monkeypatch):
     not_torchscript.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a TorchScript file"):
         evaluate(files["pusher_model"], files["pusher"], what="fvd", i3d=not_torchscript)
-
-
-def test_a_code_prefix_is_encoded_in_a_whole_window(monkeypatch):
-    # Frames encoded alone get other codes than inside a clip: eval samples continue what the pipeline's
-    # video prediction continues.
-    import videogpt_core.evaluate as evaluate_module
-    from tiny_models import LONGER_VQVAE, tiny_pipeline
-    from videogpt_core.sampling import SamplingOptions
-
-    pipeline = tiny_pipeline("class", seed=2, vqvae_overrides=LONGER_VQVAE)  # a VQ-VAE using several codes
-    fpl = pipeline.config.frames_per_latent
-    video = torch.rand(2, 3, fpl, pipeline.resolution, pipeline.resolution, generator=torch.Generator().manual_seed(0))
-    alone = pipeline.vqvae.encode(video - 0.5)[:, :1].flatten(1)
-    seen = []
-    real_generate_codes = evaluate_module.generate_codes
-
-    def spy(*args, prefix=None, **kwargs):
-        seen.append(prefix)
-        return real_generate_codes(*args, prefix=prefix, **kwargs)
-
-    monkeypatch.setattr(evaluate_module, "generate_codes", spy)
-    clips = evaluate_module.sample_clips(pipeline, 2, SamplingOptions(), torch.Generator().manual_seed(1),
-                                         labels=torch.tensor([0, 1]), prefix_video=video - 0.5)
-    assert clips.shape == (2, pipeline.sequence_length, pipeline.resolution, pipeline.resolution, 3)
-    assert torch.equal(seen[0], pipeline.encode_prefix(video - 0.5, 1).flatten(1))
-    assert not torch.equal(seen[0], alone)  # the frames encoded alone: what would be wrong

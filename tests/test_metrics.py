@@ -1,4 +1,4 @@
-"""Tests for videogpt_core.metrics: known values, independent reference computations, FVD path."""
+"""Tests for videogpt_core.metrics: known values and independent reference computations (FVD: test_fvd.py)."""
 import math
 
 import numpy as np
@@ -29,6 +29,13 @@ def test_psnr_known_value_and_per_frame():
     assert metrics.psnr(a, b) == pytest.approx(30.0, abs=1e-6)
     # data_range scales the peak: range 2 adds 20 log10(2) dB.
     assert metrics.psnr(a, b, data_range=2.0) == pytest.approx(30.0 + 20 * math.log10(2), abs=1e-6)
+
+
+def test_psnr_from_mse_is_the_formula_on_any_range_and_inf_when_identical():
+    got = metrics.psnr_from_mse(torch.tensor([1e-2, 1e-4, 0.0]))
+    assert torch.allclose(got[:2], torch.tensor([20.0, 40.0])) and math.isinf(float(got[2]))
+    assert float(metrics.psnr_from_mse(np.float64(65.025), data_range=255.0)) == pytest.approx(30.0, abs=1e-9)
+    assert metrics.psnr_from_mse(1e-2).dtype == torch.float64  # plain numbers are not rounded to float32
 
 
 def test_psnr_rejects_mismatched_shapes():
@@ -98,122 +105,3 @@ def test_bits_per_token_and_codebook_usage():
     assert single == {"fraction_used": 1 / 16, "perplexity": pytest.approx(1.0)}
     with pytest.raises(ValueError, match="must lie in"):
         metrics.codebook_usage(torch.tensor([0, 16]), n_codes=16)
-
-
-# ---------------------------------------------------------------- Frechet distance
-
-
-def test_frechet_distance_one_dimensional():
-    # Between N(m1, s1^2) and N(m2, s2^2): (m1 - m2)^2 + (s1 - s2)^2.
-    assert metrics.frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4.0 + 1.0)
-    same = metrics.frechet_distance(np.array([0.5]), np.array([2.0]), np.array([0.5]), np.array([2.0]))
-    assert same == pytest.approx(0.0, abs=1e-12)
-
-
-def test_frechet_distance_diagonal_and_rotated():
-    rng = np.random.default_rng(0)
-    mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
-    var1, var2 = rng.uniform(0.1, 3, size=5), rng.uniform(0.1, 3, size=5)
-    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(var1) - np.sqrt(var2)) ** 2).sum()
-    got = metrics.frechet_distance(mu1, np.diag(var1), mu2, np.diag(var2))
-    assert got == pytest.approx(expected, rel=1e-10)
-    # The distance is invariant to one rotation applied to both Gaussians.
-    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
-    rotated = metrics.frechet_distance(q @ mu1, q @ np.diag(var1) @ q.T, q @ mu2, q @ np.diag(var2) @ q.T)
-    assert rotated == pytest.approx(expected, rel=1e-9)
-
-
-def test_frechet_distance_non_commuting_matches_eigvals_of_product():
-    rng = np.random.default_rng(1)
-    a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
-    s1, s2 = a @ a.T + 0.1 * np.eye(6), b @ b.T + 0.1 * np.eye(6)
-    # Independent route: S1 S2 is similar to a PSD matrix, so its eigenvalues are real and >= 0.
-    trace_sqrt = np.sqrt(np.linalg.eigvals(s1 @ s2).real.clip(0)).sum()
-    expected = np.trace(s1) + np.trace(s2) - 2 * trace_sqrt
-    zero = np.zeros(6)
-    assert metrics.frechet_distance(zero, s1, zero, s2) == pytest.approx(expected, rel=1e-9)
-    assert metrics.frechet_distance(torch.zeros(6), torch.from_numpy(s1), zero, s1) == pytest.approx(0.0, abs=1e-8)
-
-
-def test_frechet_distance_rejects_mismatched_sizes():
-    with pytest.raises(ValueError, match="covariances"):
-        metrics.frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
-
-
-def test_fvd_of_feature_sets():
-    rng = np.random.default_rng(2)
-    real = rng.normal(size=(400, 4))
-    assert metrics.fvd(real, real) == pytest.approx(0.0, abs=1e-8)
-    shifted = real + np.array([1.0, 0.0, 0.0, 0.0])
-    assert metrics.fvd(real, shifted) == pytest.approx(1.0, rel=1e-8)
-    with pytest.raises(ValueError, match="N >= 2"):
-        metrics.fvd(real[:1], real)
-
-
-# ---------------------------------------------------------------- I3D / FVD path
-
-
-class _TinyDetector(torch.nn.Module):
-    """Stands in for I3D: average-pools the clip and projects it to 6 features."""
-
-    def __init__(self):
-        super().__init__()
-        self.pool = torch.nn.AdaptiveAvgPool3d((2, 4, 4))
-        self.proj = torch.nn.Linear(3 * 2 * 4 * 4, 6)
-        self.last_input_stats = torch.nn.Parameter(torch.zeros(4), requires_grad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Records what it was fed, so the test can check the preprocessing.
-        self.last_input_stats.copy_(
-            torch.stack([x.min(), x.max(), torch.tensor(float(x.shape[-2])), torch.tensor(float(x.shape[-1]))])
-        )
-        return self.proj(self.pool(x).flatten(1))
-
-
-@pytest.fixture()
-def detector_path(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "i3d.pt"
-    torch.jit.save(torch.jit.script(_TinyDetector()), str(path))
-    return path
-
-
-def test_load_i3d_errors(tmp_path, detector_path):
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
-        metrics.load_i3d(tmp_path / "missing.pt")
-    not_script = tmp_path / "weights.pt"
-    torch.save({"w": torch.zeros(2)}, not_script)
-    with pytest.raises(ValueError, match="not a TorchScript file"):
-        metrics.load_i3d(not_script)
-    garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(b"not a zip at all")
-    with pytest.raises(ValueError, match="garbage.pt"):
-        metrics.load_i3d(garbage)
-    assert isinstance(metrics.load_i3d(detector_path), torch.jit.ScriptModule)
-
-
-def test_i3d_features_preprocessing_and_fvd(detector_path):
-    model = metrics.load_i3d(detector_path)
-    rng = np.random.default_rng(3)
-    uint8 = rng.integers(0, 256, size=(5, 4, 32, 40, 3), dtype=np.uint8)
-    uint8[0, 0, 0, 0] = 0
-    uint8[0, 0, 0, 1] = 255
-    feats = metrics.i3d_features(model, uint8, batch_size=2)
-    assert feats.shape == (5, 6) and feats.dtype == torch.float64
-    low, high, h, w = model.last_input_stats.tolist()
-    assert (h, w) == (224, 224)
-    assert -1.0 <= low < -0.9 and 0.9 < high <= 1.0
-    # The float convention (N, 3, T, H, W) in [-0.5, 0.5] gives the same features.
-    as_float = torch.from_numpy(uint8).permute(0, 4, 1, 2, 3).float() / 255.0 - 0.5
-    assert torch.allclose(metrics.i3d_features(model, as_float, batch_size=5), feats, atol=1e-5)
-    # Batching does not change the result.
-    assert torch.allclose(metrics.i3d_features(model, uint8, batch_size=5), feats, atol=1e-6)
-    assert metrics.fvd(feats, feats) == pytest.approx(0.0, abs=1e-6)
-    other = metrics.i3d_features(model, 255 - uint8)
-    assert metrics.fvd(feats, other) > 0.0
-
-
-def test_i3d_features_rejects_bad_layout(detector_path):
-    model = metrics.load_i3d(detector_path)
-    with pytest.raises(ValueError, match=r"\(N, T, H, W, 3\)"):
-        metrics.i3d_features(model, np.zeros((2, 3, 4, 16, 16), dtype=np.uint8))

@@ -15,7 +15,7 @@ from videogpt_core.data import open_dataset
 from videogpt_core.data.codes import CodeDataset, encode_dataset
 from videogpt_core.data.make_dataset import add_commands, write_world_dataset
 from videogpt_core.data.worlds import TEST_SEED_OFFSET, get_world
-from videogpt_core.evaluate import evaluate
+from videogpt_core.evaluation.evaluate import evaluate
 
 pytest.importorskip("vizdoom", reason='the simulators are an optional extra: pip install -e ".[worlds]"')
 pytest.importorskip("gymnasium_robotics", reason='the simulators are an optional extra: pip install -e ".[worlds]"')
@@ -23,8 +23,8 @@ pytest.importorskip("mujoco", reason='the simulators are an optional extra: pip 
 
 from videogpt_core.data.worlds.fetchpush import generate_fetchpush_episode, replay_fetchpush  # noqa: E402
 from videogpt_core.data.worlds.vizdoom import SCENARIOS, generate_vizdoom_episode, replay_vizdoom  # noqa: E402
-from videogpt_core.world_scores_fetchpush import fetchpush_rollout_scores, locate_fetchpush  # noqa: E402
-from videogpt_core.world_scores_vizdoom import turn_agreement  # noqa: E402
+from videogpt_core.evaluation.fetchpush_world import fetchpush_rollout_scores, locate_fetchpush  # noqa: E402
+from videogpt_core.evaluation.vizdoom_world import turn_agreement  # noqa: E402
 
 VIZDOOM_BUTTONS = list(SCENARIOS["health_gathering_supreme"].buttons)
 

@@ -6,10 +6,10 @@ import pytest
 
 from videogpt_core.data.worlds import generate_digits_episode, generate_pusher_episode, split_seeds
 from videogpt_core.data.worlds.pusher import make_scene, render_pusher_frames
-from videogpt_core.world_scores import (
-    DigitClassifier, classify_clips, digit_accuracy, load_digit_classifier, locate_by_colour, locate_gripper,
-    pusher_rollout_scores, save_digit_classifier, train_digit_classifier,
+from videogpt_core.evaluation.digit_classifier import (
+    DigitClassifier, classify_clips, digit_accuracy, load_digit_classifier, save_digit_classifier, train_digit_classifier,
 )
+from videogpt_core.evaluation.pusher_world import locate_by_colour, locate_gripper, pusher_rollout_scores
 
 
 def _pusher_batch(seeds, n_frames=10, shift=(0.0, 0.0)):

@@ -15,7 +15,7 @@ COMMAND_MODULES = (
     "videogpt_core.data.make_dataset",
     "videogpt_core.data.codes",
     "videogpt_core.training.cli",
-    "videogpt_core.evaluate",
+    "videogpt_core.evaluation.cli",
     "videogpt_core.fvd.convert_i3d",
     "videogpt_core.sample_cli",
     "videogpt_core.reconstruct_cli",

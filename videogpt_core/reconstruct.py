@@ -19,7 +19,7 @@ import torch
 
 from videogpt_core.codec_windows import reconstruct_in_windows
 from videogpt_core.data.transforms import resize_center_crop, to_model_video
-from videogpt_core.metrics import ssim
+from videogpt_core.metrics import psnr_per_frame, ssim
 from videogpt_core.vqvae import VQVAE
 
 MAX_FRAMES = 1000  # longer inputs are refused unless the caller picks a span or raises the cap
@@ -127,11 +127,12 @@ def prepare_clip(frames: np.ndarray, resolution: int) -> np.ndarray:
 
 
 def _psnr_per_frame(original: np.ndarray, reconstruction: np.ndarray) -> list[float]:
-    error = (original.astype(np.float64) - reconstruction.astype(np.float64)) / 255.0
-    mse = np.mean(error**2, axis=(1, 2, 3))
-    with np.errstate(divide="ignore"):
-        values = 10.0 * np.log10(1.0 / mse)
-    return [float(min(value, PSNR_CAP_DB)) for value in values]
+    """PSNR (dB) of each frame of one uint8 clip (T, H, W, 3), capped at PSNR_CAP_DB."""
+    def as_video(clip: np.ndarray) -> torch.Tensor:  # (T, H, W, 3) -> (1, 3, T, H, W), values 0..255
+        return torch.from_numpy(np.ascontiguousarray(clip)).permute(3, 0, 1, 2)[None]
+
+    values = psnr_per_frame(as_video(original), as_video(reconstruction), data_range=255.0)
+    return [min(float(value), PSNR_CAP_DB) for value in values]
 
 
 def reconstruct_clip(codec: Codec, clip: np.ndarray, device: str | torch.device = "cpu") -> CodecResult:

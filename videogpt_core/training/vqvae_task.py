@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 from videogpt_core.config import config_to_dict
+from videogpt_core.metrics import psnr_from_mse
 from videogpt_core.training.media import MEDIA_VIDEOS, write_video_summary
 from videogpt_core.training.task import TrainingTask
 
@@ -32,7 +33,7 @@ class VQVAETask(TrainingTask):
     def eval_metrics(self, model, batch, out):
         video, recon = batch["video"].float(), out["recon"].float().clamp(-0.5, 0.5)
         mse = (recon - video).pow(2).mean(dim=(1, 3, 4))  # (B, T): PSNR per frame, as metrics.psnr
-        return {"psnr": (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()}
+        return {"psnr": psnr_from_mse(mse.clamp_min(1e-10)).mean()}
 
     @torch.no_grad()
     def log_media(self, model, batch, writer, step):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .world_scores import _mean_error, video_psnr
+from videogpt_core.evaluation.rollout_scores import mean_position_error, video_psnr
 
 # OpenCV hue runs 0..179. Red wraps around 0; magenta sits near 150. Nothing else in the scene (white
 # table, green floor, blue and grey robot) is both this saturated and of these hues.
@@ -60,7 +60,7 @@ def fetchpush_rollout_scores(sampled_frames: np.ndarray, true_frames: np.ndarray
     found = locate_fetchpush(sampled_frames).astype(np.float64)
     scores: dict[str, float] = {}
     for index, thing in enumerate(THINGS):
-        error, fraction = _mean_error(found[:, :, index], true_positions[:, :, index])
+        error, fraction = mean_position_error(found[:, :, index], true_positions[:, :, index])
         scores[f"{thing}_error_px"], scores[f"{thing}_found"] = error, fraction
     scores["psnr"] = video_psnr(sampled_frames, true_frames)
     return scores

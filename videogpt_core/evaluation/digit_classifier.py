@@ -1,5 +1,5 @@
-"""World-model scores on the built-in worlds: where things are in sampled pusher rollouts versus the
-simulator's true rollout, and a small digit classifier that checks class-conditional samples."""
+"""A small digit classifier, trained on real frames of the digits world, that checks which class a
+class-conditional sample shows; saved and loaded as config.json + model.safetensors."""
 from __future__ import annotations
 
 import json
@@ -11,99 +11,6 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-
-from .data.worlds.pusher import GRIPPER_BODY_COLOUR
-
-COLOUR_TOLERANCE = 60.0  # RGB distance: well inside the gap between the palette and the table/gripper
-GRIPPER_TOLERANCE = 45.0
-MIN_PIXELS = 3  # fewer matching pixels than this count as "not found"
-
-
-def _pixel_centres(size: int) -> np.ndarray:
-    return np.arange(size, dtype=np.float64) + 0.5
-
-
-def locate_by_colour(frames: np.ndarray, colours: np.ndarray, tolerance: float = COLOUR_TOLERANCE) -> np.ndarray:
-    """Centroid (x, y), in pixels with pixel j centred at j + 0.5, of the pixels within `tolerance` (RGB
-    distance) of each colour. frames (..., H, W, 3) uint8, colours (n, 3) -> (..., n, 2) float32, NaN where
-    fewer than MIN_PIXELS match."""
-    frames = np.asarray(frames)
-    colours = np.asarray(colours, dtype=np.float32).reshape(-1, 3)
-    if frames.ndim < 3 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be (..., H, W, 3) RGB, got shape {frames.shape}")
-    height, width = frames.shape[-3:-1]
-    pixels = frames.astype(np.float32)[..., None, :]  # (..., H, W, 1, 3)
-    distance_sq = np.sum((pixels - colours) ** 2, axis=-1)  # (..., H, W, n)
-    mask = (distance_sq <= tolerance**2).astype(np.float64)
-    counts = mask.sum(axis=(-3, -2))  # (..., n)
-    xs = np.einsum("...hwn,w->...n", mask, _pixel_centres(width))
-    ys = np.einsum("...hwn,h->...n", mask, _pixel_centres(height))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centres = np.stack([xs / counts, ys / counts], axis=-1)
-    centres[counts < MIN_PIXELS] = np.nan
-    return centres.astype(np.float32)
-
-
-def locate_gripper(frames: np.ndarray) -> np.ndarray:
-    """The pusher gripper's centre (its dark body): frames (..., H, W, 3) uint8 -> (..., 2), NaN if absent."""
-    return locate_by_colour(frames, np.array([GRIPPER_BODY_COLOUR]), GRIPPER_TOLERANCE)[..., 0, :]
-
-
-def _mean_error(found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """(mean distance over pairs where both exist, fraction of true things that were found)."""
-    present = ~np.isnan(truth).any(axis=-1)
-    both = present & ~np.isnan(found).any(axis=-1)
-    if not present.any():
-        return float("nan"), float("nan")
-    error = float(np.linalg.norm(found[both] - truth[both], axis=-1).mean()) if both.any() else float("nan")
-    return error, float(both.sum() / present.sum())
-
-
-def video_psnr(sampled_frames: np.ndarray, true_frames: np.ndarray) -> float:
-    """Mean over videos of the PSNR (dB) of each whole video; inf when identical. (N, T, H, W, 3) uint8."""
-    difference = sampled_frames.astype(np.float64) - true_frames.astype(np.float64)
-    mse = np.mean(difference**2, axis=tuple(range(1, difference.ndim)))  # (N,)
-    with np.errstate(divide="ignore"):
-        return float(np.mean(10.0 * np.log10(255.0**2 / mse)))
-
-
-def pusher_rollout_scores(sampled_frames: np.ndarray, true_frames: np.ndarray, true_positions: np.ndarray,
-                          colours: np.ndarray) -> dict[str, float]:
-    """Score sampled pusher videos against the simulator's rollout from the same first frame and actions.
-
-    sampled_frames, true_frames: (N, T, 64, 64, 3) uint8; true_positions: (N, T, 1 + k, 2) gripper first,
-    NaN for absent objects (the HDF5 padding); colours: (N, k, 3) uint8 object colours.
-    Returns gripper_error_px / object_error_px (mean Euclidean error over all frames where the thing is
-    found), gripper_found / object_found (fraction of true things located in the samples; a sample that
-    loses an object scores low here rather than in the error) and psnr (dB, mean over videos).
-    """
-    sampled_frames, true_frames = np.asarray(sampled_frames), np.asarray(true_frames)
-    true_positions = np.asarray(true_positions, dtype=np.float64)
-    colours = np.asarray(colours)
-    if sampled_frames.shape != true_frames.shape or sampled_frames.ndim != 5:
-        raise ValueError(
-            f"sampled and true frames must both be (N, T, H, W, 3); got {sampled_frames.shape} and {true_frames.shape}"
-        )
-    n_videos, n_frames = true_frames.shape[:2]
-    n_objects = true_positions.shape[2] - 1
-    if true_positions.shape[:2] != (n_videos, n_frames) or colours.shape[:1] != (n_videos,) \
-            or colours.shape[1] < n_objects:
-        raise ValueError(
-            f"true_positions must be (N={n_videos}, T={n_frames}, 1 + k, 2) and colours (N, >= k, 3); "
-            f"got {true_positions.shape} and {colours.shape}"
-        )
-    gripper_error, gripper_found = _mean_error(locate_gripper(sampled_frames), true_positions[:, :, 0])
-    found_objects = np.full((n_videos, n_frames, n_objects, 2), np.nan)
-    for video in range(n_videos):
-        found_objects[video] = locate_by_colour(sampled_frames[video], colours[video, :n_objects])
-    object_error, object_found = _mean_error(found_objects, true_positions[:, :, 1:])
-    return {
-        "gripper_error_px": gripper_error,
-        "object_error_px": object_error,
-        "gripper_found": gripper_found,
-        "object_found": object_found,
-        "psnr": video_psnr(sampled_frames, true_frames),
-    }
 
 
 class DigitClassifier(nn.Module):

@@ -1,0 +1,29 @@
+"""The clips evaluation scores: samples drawn one per row under each row's conditions (FVD and the world
+scores compare them with the real clips)."""
+import torch
+
+import videogpt_core.evaluation.clips as clips_module
+from tiny_models import LONGER_VQVAE, tiny_pipeline
+from videogpt_core.sampling import SamplingOptions
+
+
+def test_a_code_prefix_is_encoded_in_a_whole_window(monkeypatch):
+    # Frames encoded alone get other codes than inside a clip: eval samples continue what the pipeline's
+    # video prediction continues.
+    pipeline = tiny_pipeline("class", seed=2, vqvae_overrides=LONGER_VQVAE)  # a VQ-VAE using several codes
+    fpl = pipeline.config.frames_per_latent
+    video = torch.rand(2, 3, fpl, pipeline.resolution, pipeline.resolution, generator=torch.Generator().manual_seed(0))
+    alone = pipeline.vqvae.encode(video - 0.5)[:, :1].flatten(1)
+    seen = []
+    real_generate_codes = clips_module.generate_codes
+
+    def spy(*args, prefix=None, **kwargs):
+        seen.append(prefix)
+        return real_generate_codes(*args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(clips_module, "generate_codes", spy)
+    clips = clips_module.sample_clips(pipeline, 2, SamplingOptions(), torch.Generator().manual_seed(1),
+                                      labels=torch.tensor([0, 1]), prefix_video=video - 0.5)
+    assert clips.shape == (2, pipeline.sequence_length, pipeline.resolution, pipeline.resolution, 3)
+    assert torch.equal(seen[0], pipeline.encode_prefix(video - 0.5, 1).flatten(1))
+    assert not torch.equal(seen[0], alone)  # the frames encoded alone: what would be wrong

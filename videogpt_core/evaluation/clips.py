@@ -1,0 +1,87 @@
+"""The clips that evaluation scores: the first n items of a data set in fixed batches, the prior's conditions
+taken from them, and samples drawn one per row under each row's own conditions (FVD and the world scores
+compare these with the real clips)."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from videogpt_core.data.transforms import resize_center_crop, to_model_video
+from videogpt_core.pipeline import VideoGPTPipeline
+from videogpt_core.sampling import SamplingOptions, generate_codes
+
+WORLD_SPLIT = "test"  # world-model rollouts always start from held-out episodes
+
+
+def batches(dataset: Dataset, n: int, batch_size: int, desc: str, progress: bool) -> Iterator[dict]:
+    """The first n items of dataset, collated into batches, in order."""
+    loader = DataLoader(Subset(dataset, range(n)), batch_size=batch_size, shuffle=False, num_workers=0)
+    yield from tqdm(loader, desc=desc, disable=not progress, file=sys.stderr, leave=False)
+
+
+def unmet_conditions(config, item: dict) -> str | None:
+    """Why the data cannot feed this prior's conditions (labels, actions), or None when it can."""
+    if config.n_classes and "label" not in item:
+        return f"the prior is class-conditional ({config.n_classes} classes) but the data has no labels"
+    if config.action_dim:
+        if "actions" not in item:
+            return f"the prior is action-conditional (action_dim={config.action_dim}) but the data has no actions"
+        if item["actions"].shape[-1] != config.action_dim:
+            return (f"the prior takes {config.action_dim} numbers per action but the data has "
+                    f"{item['actions'].shape[-1]}")
+    return None
+
+
+def prior_inputs(config, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+    """The frames / labels / actions keyword arguments this prior needs, from a collated batch."""
+    inputs = {}
+    if config.n_cond_frames:
+        inputs["frames"] = batch["video"][:, :, : config.n_cond_frames].to(device)
+    if config.n_classes:
+        inputs["labels"] = batch["label"].to(device)
+    if config.action_dim:
+        inputs["actions"] = batch["actions"].to(device)
+    return inputs
+
+
+def resize_clips(clips: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (N, T, H, W, 3) -> (N, T, size, size, 3) (resize + centre crop; a no-op at that size)."""
+    if clips.shape[2:4] == (size, size):
+        return clips
+    return np.stack([resize_center_crop(clip, size) for clip in clips])
+
+
+@torch.no_grad()
+def sample_clips(pipeline: VideoGPTPipeline, batch: int, options: SamplingOptions, generator: torch.Generator,
+                 frames: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                 actions: torch.Tensor | None = None, prefix_video: torch.Tensor | None = None) -> np.ndarray:
+    """One clip of the prior's sequence_length per row, each with its own conditions (unlike
+    pipeline.generate, which shares one condition across its samples): frames (B, 3, k, res, res) for
+    cross-attention, labels (B,), actions (B, T, A), or prefix_video (B, 3, k, res, res) whose codes start
+    the grid (video prediction). Returns uint8 (B, T, H, W, 3)."""
+    prefix = None
+    if prefix_video is not None:  # encoded inside a whole window, as the pipeline's video prediction does
+        n_slices = prefix_video.shape[2] // pipeline.config.frames_per_latent
+        prefix = pipeline.encode_prefix(prefix_video.to(pipeline.device), n_slices).flatten(1)
+    codes = None
+    for codes, _ in generate_codes(pipeline.prior, batch, frames=frames, labels=labels, actions=actions,
+                                   prefix=prefix, options=options, generator=generator,
+                                   quantize=pipeline.quantize):
+        pass
+    return pipeline.decode(codes)
+
+
+def first_frames_condition(config, clips: np.ndarray, device: torch.device, source: str) -> tuple[dict, str]:
+    """Sampler arguments that condition on the first frames of uint8 clips (B, T, H, W, 3), and a description:
+    the prior's cross-attended frames, or, for a prior without them, the first latent slice as a code prefix."""
+    k = config.n_cond_frames or config.frames_per_latent
+    video = torch.stack([to_model_video(resize_center_crop(clip[:k], config.resolution)) for clip in clips])
+    frames = "the first frame" if k == 1 else f"the first {k} frames"
+    if config.n_cond_frames:
+        return {"frames": video.to(device)}, f"{frames} of {source}"
+    return {"prefix_video": video}, f"{frames} of {source} as a code prefix (the prior is not frame-conditional)"

@@ -1,0 +1,43 @@
+"""`videogpt eval --what world`: which world-model score a built-in world file gets, and whether a prior
+fits it; pusher_world.py, digits_world.py and simulated_worlds.py (vizdoom, fetchpush) compute them."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from videogpt_core.evaluation.digits_world import digits_world_scores
+from videogpt_core.evaluation.pusher_world import pusher_world_scores
+from videogpt_core.evaluation.simulated_worlds import SIMULATED_WORLDS, simulated_world_scores
+from videogpt_core.pipeline import VideoGPTPipeline
+from videogpt_core.sampling import SamplingOptions
+
+WORLDS = ("pusher", "digits", *SIMULATED_WORLDS)
+
+
+def world_unfit_reason(world: str | None, config) -> str | None:
+    """Why a prior with this config cannot be scored on this world, or None when it can."""
+    if world not in WORLDS:
+        return f"the data is not a built-in world file ({', '.join(WORLDS)})"
+    if world != "digits" and (not config.action_dim or config.n_classes):
+        return f"{world} rollouts need an action-conditional prior without classes"
+    return None
+
+
+def world_scores(pipeline: VideoGPTPipeline, data: Path, world: str, *, samples: int, batch_size: int,
+                 options: SamplingOptions, seed: int, frame_stride: int = 1, max_clips: int | None = None,
+                 digit_classifier: str | os.PathLike | None = None,
+                 save_digit_classifier: str | os.PathLike | None = None, digit_classifier_steps: int = 400,
+                 progress: bool = False) -> dict[str, Any]:
+    """The world's scores: `samples` test episodes rolled out (pusher, vizdoom, fetchpush) or samples per
+    class (digits, whose classifier is loaded from `digit_classifier` or trained on the train clips)."""
+    if world == "pusher":
+        return pusher_world_scores(pipeline, data, samples, batch_size, options, seed, frame_stride, progress)
+    if world in SIMULATED_WORLDS:
+        return simulated_world_scores(pipeline, data, world, samples, batch_size, options, seed, frame_stride,
+                                      progress)
+    if world == "digits":
+        return digits_world_scores(pipeline, data, samples, batch_size, options, seed, frame_stride, max_clips,
+                                   digit_classifier, save_digit_classifier, digit_classifier_steps,
+                                   progress=progress)
+    raise ValueError(f"no world scores for {world!r}; built-in worlds: {', '.join(WORLDS)}")
