@@ -1,5 +1,7 @@
 """`python app.py`: the VideoGPT Gradio demo on http://127.0.0.1:7860, serving every pipeline folder under
-checkpoints/ (or those given with --checkpoint). Also the Hugging Face Spaces entry point (`demo` below)."""
+checkpoints/ (or those given with --checkpoint), and in the Reconstruct tab every codec there (each pipeline's
+vqvae/ and bare codec folders such as checkpoints/general-codec-4x4x4/vqvae). Also the Hugging Face Spaces
+entry point (`demo` below)."""
 from __future__ import annotations
 
 import argparse
@@ -29,13 +31,14 @@ import torch  # noqa: E402
 
 from demo.callbacks import ModelRegistry  # noqa: E402
 from demo.layout import CONCURRENCY_LIMIT, build_demo, launch_options  # noqa: E402
+from demo.reconstruct_tab import CodecRegistry  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="The VideoGPT demo: generate, continue and reconstruct videos.")
     parser.add_argument("--checkpoint", action="append", type=Path, metavar="DIR",
-                        help="a pipeline folder (vqvae/ + prior/) or a folder of them; repeatable "
-                             f"(default: every pipeline folder under {DEFAULT_CHECKPOINTS})")
+                        help="a pipeline folder (vqvae/ + prior/), a codec folder (vqvae/ only) or a folder of "
+                             f"them; repeatable (default: every one under {DEFAULT_CHECKPOINTS})")
     # Hugging Face Spaces sets GRADIO_SERVER_NAME=0.0.0.0; anywhere else the default is this machine only.
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
                         help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for the network)")
@@ -57,9 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build(checkpoints: list[Path] | None = None, device: str | None = None,
           compile: bool = False) -> tuple[gr.Blocks, ModelRegistry]:
     """The demo over the given checkpoint folders (default: checkpoints/, which may be missing or empty)."""
-    registry = ModelRegistry.from_paths(checkpoints or [DEFAULT_CHECKPOINTS], device=device,
-                                        must_exist=bool(checkpoints), compile=compile)
-    return build_demo(registry), registry
+    paths = checkpoints or [DEFAULT_CHECKPOINTS]
+    registry = ModelRegistry.from_paths(paths, device=device, must_exist=bool(checkpoints), compile=compile)
+    codecs = CodecRegistry.from_paths(paths, device=device, must_exist=bool(checkpoints))
+    return build_demo(registry, codecs=codecs), registry
 
 
 # Spaces (and `gradio app.py`) look for a module-level Blocks called `demo`.

@@ -28,25 +28,19 @@ import pandas as pd
 from demo.examples import action_column_names, example_frames, preset_actions
 from videogpt_core.action_range import check_actions_in_range
 from videogpt_core.config import VideoGPTConfig, VQVAEConfig, config_to_dict
-from videogpt_core.data.transforms import resize_center_crop, to_model_video
-from videogpt_core.metrics import psnr_per_frame
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
 from videogpt_core.prior import VideoGPT
-from videogpt_core.video_io import (VideoReadError, read_image, read_video, upscale_nearest, video_metadata,
-                                    write_gif, write_mp4)
+from videogpt_core.video_io import read_image, upscale_nearest, write_gif, write_mp4
 from videogpt_core.vqvae import VQVAE
 
 MAX_SAMPLES = 4
 MAX_IMAGE_PIXELS = 20_000_000  # uploads beyond ~20 MP are refused before decoding
-MAX_VIDEO_FRAME_PIXELS = 1920 * 1088  # reconstruction reads whole frames: up to 1080p
 FRAMES_LIMIT_FACTOR = 4  # at most this many model windows of frames per request (sliding window)
 DEFAULT_FPS = 10  # the built-in worlds' frame rate
 DISPLAY_SIZE = 256  # results are upscaled (nearest neighbour) to about this many pixels per frame
 PREVIEW_SIZE = 96  # live-preview frame size
 PREVIEW_COLUMNS = 8  # frames per row of the live preview
-PSNR_PLOT_CAP = 99.0  # identical frames have infinite PSNR; the plot shows them at this value
 DEFAULT_GUIDANCE = 2.0  # for models trained with condition dropout: digits samples 96% on-class vs 89% at 1
-ERROR_HEATMAP_RANGE = 0.25  # |error| (fraction of full scale) drawn at the hottest colour
 NO_MODEL_MESSAGE = ("No model found. Put pipeline folders (each holding `vqvae/` and `prior/`) under "
                     "`checkpoints/`, or start the demo with `python app.py --checkpoint DIR`.")
 
@@ -472,18 +466,6 @@ def progress_grid(frames: np.ndarray, total_frames: int, columns: int = PREVIEW_
     return upscale_nearest(grid[None], display_scale(max(h, w), size))[0]
 
 
-_HEAT_ANCHORS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float32)
-
-
-def heatmap(values: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] (any shape) -> uint8 RGB on a black-purple-orange-yellow scale (like 'inferno')."""
-    positions = np.clip(values, 0.0, 1.0) * (len(_HEAT_ANCHORS) - 1)
-    low = np.floor(positions).astype(np.int64).clip(0, len(_HEAT_ANCHORS) - 2)
-    frac = (positions - low)[..., None]
-    colours = _HEAT_ANCHORS[low] * (1 - frac) + _HEAT_ANCHORS[low + 1] * frac
-    return colours.round().astype(np.uint8)
-
-
 def code_palette(n_codes: int) -> np.ndarray:
     """(n_codes, 3) uint8: one distinct colour per code (golden-ratio hues, three lightness bands)."""
     import colorsys
@@ -521,7 +503,7 @@ def examples_for_model(info: ModelInfo | None) -> list[tuple[str, str]]:
 
 @dataclass
 class ModelControls:
-    """The Generate / Reconstruct controls that depend on the chosen model."""
+    """The Generate controls that depend on the chosen model."""
 
     summary: str
     start_image_visible: bool
@@ -532,17 +514,13 @@ class ModelControls:
     guidance_visible: bool
     n_frames: int
     max_frames: int
-    reconstruct_frames: int
-    reconstruct_max_frames: int
-    reconstruct_step: int
     examples: list[tuple[str, str]]
     guidance: float = 1.0  # the slider's starting value (1 = off)
 
 
 def model_controls(registry: ModelRegistry, name: str | None) -> ModelControls:
     if not registry.names:
-        return ModelControls(NO_MODEL_MESSAGE, False, "First frame", [], 0, None, False, 16, 64, 16, 64, 1,
-                             example_frames())
+        return ModelControls(NO_MODEL_MESSAGE, False, "First frame", [], 0, None, False, 16, 64, example_frames())
     info = registry.info(name)
     t, h, w = info.latent_shape
     summary = (f"**{info.name}** conditions on {info.conditioning()} · {info.sequence_length} frames of "
@@ -552,7 +530,6 @@ def model_controls(registry: ModelRegistry, name: str | None) -> ModelControls:
     else:
         image_label = (f"Start image (optional: held still for the first {info.frames_per_latent} frames, "
                        "the model continues from there)")
-    step = info.temporal_downsample
     return ModelControls(
         summary=summary,
         start_image_visible=info.takes_start_image,
@@ -564,9 +541,6 @@ def model_controls(registry: ModelRegistry, name: str | None) -> ModelControls:
         guidance=DEFAULT_GUIDANCE if info.guidance_possible else 1.0,
         n_frames=info.sequence_length,
         max_frames=info.max_frames,
-        reconstruct_frames=max(step, info.sequence_length // step * step),
-        reconstruct_max_frames=max(step, 2 * info.sequence_length // step * step),
-        reconstruct_step=step,
         examples=examples_for_model(info),
     )
 
@@ -828,114 +802,6 @@ def continue_generation(registry: ModelRegistry, store: OutputStore, session: Wo
                        keep_from=context, past=past[None], session_actions=session_actions, verb="Continuing")
 
 
-# ----------------------------------------------------------------------------- reconstruction
-
-
-@dataclass
-class Reconstruction:
-    video: str  # mp4: original | reconstruction | error heatmap
-    psnr: pd.DataFrame  # columns frame, psnr_db
-    codes_map: np.ndarray  # uint8 image of the latent grids
-    summary: str  # markdown: compression figures and PSNR
-    mean_psnr: float
-    compression_ratio: float
-
-
-def _upload_path(upload) -> str | None:
-    if upload is None:
-        return None
-    if isinstance(upload, dict):
-        upload = upload.get("path")
-    if isinstance(upload, (list, tuple)):
-        upload = upload[0] if upload else None
-    return None if upload in (None, "") else str(upload)
-
-
-def _gif_canvas(path: str) -> tuple[int, int] | None:
-    """A GIF's canvas (width, height) from its header, read before any decoder: Pillow refuses a huge canvas
-    with its own 'decompression bomb' message."""
-    try:
-        with open(path, "rb") as file:
-            header = file.read(10)
-    except OSError:
-        return None  # missing or unreadable: the video reader says so
-    if header[:6] not in (b"GIF87a", b"GIF89a"):
-        return None
-    return int.from_bytes(header[6:8], "little"), int.from_bytes(header[8:10], "little")
-
-
-def read_clip(path: str, resolution: int, max_frames: int, multiple: int) -> np.ndarray:
-    """The first frames of a video file, resized + center-cropped, cut to a multiple of `multiple` frames."""
-    with _named_by_file_name(path):
-        canvas = _gif_canvas(path)
-        if canvas is not None and canvas[0] * canvas[1] > MAX_VIDEO_FRAME_PIXELS:
-            raise ValueError(f"{Path(path).name} is a {canvas[0]}x{canvas[1]} GIF; videos up to 1080p are "
-                             "accepted, downscale it first")
-        try:
-            meta = video_metadata(path)
-        except VideoReadError:
-            meta = None  # let read_video try its other decoders and say what is wrong
-        if meta is not None and meta.width * meta.height > MAX_VIDEO_FRAME_PIXELS:
-            raise ValueError(f"{Path(path).name} is {meta.width}x{meta.height}; videos up to 1080p are accepted, "
-                             "downscale it first")
-        frames = read_video(path, max_frames=max_frames)
-    usable = len(frames) // multiple * multiple
-    if usable == 0:
-        raise ValueError(f"{Path(path).name} has {len(frames)} frame(s); this model needs at least {multiple}")
-    return resize_center_crop(frames[:usable], resolution)
-
-
-@user_errors
-def reconstruct(registry: ModelRegistry, store: OutputStore, model_name: str | None, upload,
-                max_frames=None) -> Reconstruction:
-    """Encode a video with the model's VQ-VAE and decode it again: side-by-side video, per-frame PSNR,
-    the map of codes used and the compression figures."""
-    info = registry.info(model_name)
-    path = _upload_path(upload)
-    if path is None:
-        raise ValueError("upload a video (mp4, avi, webm, mov or gif) or pick an example first")
-    step = info.temporal_downsample
-    limit = info.max_frames
-    max_frames = info.sequence_length if max_frames is None else whole_number(max_frames, "frames", step, limit)
-    frames = read_clip(path, info.resolution, max_frames, step)  # (T, H, W, 3)
-    pipeline = registry.pipeline(info.name)
-    video = to_model_video(frames)[None].to(pipeline.device)  # (1, 3, T, H, W)
-    recon, codes = pipeline.reconstruct(video)  # window by window, as the VQ-VAE was trained
-    recon = recon[0]  # (T, H, W, 3) uint8
-    per_frame = psnr_per_frame(to_model_video(frames)[None], to_model_video(recon)[None]).numpy()
-    error = np.abs(recon.astype(np.float32) - frames.astype(np.float32)).mean(-1) / 255.0
-    heat = heatmap(error / ERROR_HEATMAP_RANGE)
-    side_by_side = tile_samples(np.stack([frames, recon, heat]))
-    folder = store.new_folder()
-    out = write_mp4(folder / f"reconstruction-{info.name.replace('/', '-')}.mp4", side_by_side, DEFAULT_FPS,
-                    scale=display_scale(info.resolution))
-    plotted = np.minimum(np.nan_to_num(per_frame, posinf=PSNR_PLOT_CAP), PSNR_PLOT_CAP)
-    table = pd.DataFrame({"frame": np.arange(1, len(frames) + 1), "psnr_db": plotted.round(2)})
-    codes_np = codes[0].cpu().numpy()
-    t, h, w = codes_np.shape
-    n_frames, height, width = frames.shape[:3]
-    bits_before = n_frames * height * width * 3 * 8
-    bits_per_code = math.log2(info.n_codes)
-    bits_after = t * h * w * bits_per_code
-    ratio = bits_before / bits_after
-    finite = per_frame[np.isfinite(per_frame)]
-    mean_psnr = float(finite.mean()) if finite.size else float("inf")
-    distinct = len(np.unique(codes_np))
-    summary = "\n".join([
-        "| compression figures | |",
-        "|---|--:|",
-        f"| pixels: T×H×W×3×8 = {n_frames}×{height}×{width}×3×8 | **{bits_before:,} bits** |",
-        f"| codes: t×h×w×log2(n_codes) = {t}×{h}×{w}×{bits_per_code:.3g} | **{bits_after:,.0f} bits** |",
-        f"| compression | **{ratio:.1f}×** |",
-        f"| mean PSNR | **{mean_psnr:.2f} dB** |",
-        f"| distinct codes used | {distinct} of {info.n_codes} |",
-        "",
-        f"Left to right: original, reconstruction, |error| (black 0 → yellow ≥ {ERROR_HEATMAP_RANGE:.0%} of full "
-        "scale).",
-    ])
-    return Reconstruction(str(out), table, codes_image(codes_np, info.n_codes), summary, mean_psnr, ratio)
-
-
 # ----------------------------------------------------------------------------- small UI helpers
 
 
@@ -967,9 +833,9 @@ def apply_preset(name: str, n_frames, action_dim: int, seed=0) -> tuple[pd.DataF
 
 __all__ = [
     "GenerationUpdate", "MAX_SAMPLES", "ModelControls", "ModelInfo", "ModelRegistry", "NO_MODEL_MESSAGE",
-    "OutputStore", "Reconstruction", "WorldSession", "actions_from_table", "actions_table", "actions_to_text",
+    "OutputStore", "WorldSession", "actions_from_table", "actions_table", "actions_to_text",
     "apply_actions_text", "apply_preset", "code_palette", "codes_image", "continue_generation",
     "continuation_context", "display_scale", "example_path", "examples_for_model", "find_pipeline_folders",
-    "generate", "heatmap", "load_start_image", "model_card", "model_controls", "parse_actions_text",
-    "progress_grid", "reconstruct", "resized_actions", "sampling_settings", "tile_samples", "user_errors",
+    "generate", "load_start_image", "model_card", "model_controls", "parse_actions_text",
+    "progress_grid", "resized_actions", "sampling_settings", "tile_samples", "user_errors",
 ]

@@ -1,6 +1,8 @@
 """Example inputs for the demo: first frames and clips from the built-in worlds' test split, and action presets.
 
-The files in demo/examples/ are made by `python -m demo.examples` (deterministic: fixed test-split seeds).
+The files in demo/examples/ are made by `python -m demo.examples` (deterministic: fixed test-split seeds). The
+Reconstruct tab's longer clips come from the simulated worlds' test episodes and from the natural-video mixture's
+camera source over a test-split photograph (write_reconstruct_examples).
 """
 from __future__ import annotations
 
@@ -126,6 +128,39 @@ def write_examples(directory: Path = EXAMPLES_DIR, n_frames: int = 16) -> list[P
         seen.add(episode.label)
         if len(seen) == 4:
             break
+    return written + write_reconstruct_examples(directory)
+
+
+RECONSTRUCT_CLIP_FRAMES = 32  # two 16-frame windows: the tab shows how a codec works window by window
+CAMERA_TEST_EPISODE = 4  # the camera over scikit-image's cat photograph ('chelsea'), two cut-outs crossing it
+
+
+def write_reconstruct_examples(directory: Path = EXAMPLES_DIR, n_frames: int = RECONSTRUCT_CLIP_FRAMES) -> list[Path]:
+    """Test-split clips for the Reconstruct tab: a ViZDoom and a FetchPush episode (64 px, their own frame rates)
+    and a camera moving over a test-split photograph (128 px). A source whose optional package is missing is
+    skipped with a note."""
+    from videogpt_core.data.mixture.sources import MixtureSources
+    from videogpt_core.data.worlds import get_world, split_seeds
+    from videogpt_core.video_io import write_mp4
+
+    directory.mkdir(parents=True, exist_ok=True)
+    seed = int(split_seeds("test", 1)[0])
+    written: list[Path] = []
+    for name in ("vizdoom", "fetchpush"):
+        world = get_world(name)
+        try:
+            frames = world.generate(seed, n_frames).frames
+        except ImportError as error:
+            print(f"skipped the {name} clip: {error}")
+            continue
+        written.append(write_mp4(directory / f"{name}-test-clip.mp4", frames, world.fps))
+    try:
+        camera_seed = int(split_seeds("test", CAMERA_TEST_EPISODE + 1)[CAMERA_TEST_EPISODE])
+        frames, _, _ = MixtureSources("camera=1").episode(camera_seed, "test", n_frames, size=128)
+    except ImportError as error:
+        print(f"skipped the camera clip: {error}")
+    else:
+        written.append(write_mp4(directory / "photo-camera-test-clip.mp4", frames, 10))
     return written
 
 

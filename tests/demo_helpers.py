@@ -46,13 +46,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_demo(paths: list[Path]):
-    """Launch the demo in this process on a free port; yields (demo, registry, url) and closes it."""
+def running_demo(paths: list[Path], codecs=None):
+    """Launch the demo in this process on a free port; yields (demo, registry, url) and closes it. The
+    Reconstruct tab offers `codecs` (a CodecRegistry; default: the pipelines' codecs)."""
     from demo.callbacks import ModelRegistry
     from demo.layout import build_demo, launch_options
 
     registry = ModelRegistry.from_paths(paths, device="cpu")
-    demo = build_demo(registry)
+    demo = build_demo(registry, codecs=codecs)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                 **launch_options())
     try:

@@ -1,21 +1,21 @@
-"""The demo's callbacks called directly: each conditioning type, continuing, reconstruction, model cards, errors."""
+"""The demo's callbacks called directly: each conditioning type, continuing, model cards, errors (the Reconstruct
+tab: test_reconstruct_tab.py)."""
 from __future__ import annotations
 
 import json
-import math
 
 import gradio as gr
 import numpy as np
 import pandas as pd
 import pytest
-from demo_helpers import RESOLUTION, WINDOW, make_checkpoints, moving_square_video, still_image
+from demo_helpers import RESOLUTION, WINDOW, make_checkpoints, still_image
 from PIL import Image
 
 from demo import callbacks
 from demo.callbacks import ModelRegistry, OutputStore
 from demo.examples import ACTION_PRESETS, example_frames, example_videos, preset_actions
 from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.video_io import probe_stream, write_gif, write_mp4
+from videogpt_core.video_io import probe_stream
 
 
 @pytest.fixture(scope="module")
@@ -336,49 +336,6 @@ def test_sampling_settings_map_off_values_to_none():
                                                                   cfg_scale=2.0)
 
 
-# ----------------------------------------------------------------------------- reconstruction
-
-
-@pytest.mark.parametrize("writer, suffix", [(write_mp4, ".mp4"), (write_gif, ".gif")])
-def test_reconstruct(registry, store, tmp_path, writer, suffix):
-    clip = writer(tmp_path / f"clip{suffix}", moving_square_video(9, 24), 10)
-    result = callbacks.reconstruct(registry, store, "uncond-tiny", str(clip), 8)
-    assert list(result.psnr.columns) == ["frame", "psnr_db"] and len(result.psnr) == 8
-    assert np.isfinite(result.psnr["psnr_db"]).all()
-    t, h, w = 4, 4, 4  # 8 frames / 2, 16 / 4, 16 / 4
-    assert result.compression_ratio == pytest.approx(8 * 16 * 16 * 3 * 8 / (t * h * w * math.log2(16)))
-    assert "49,152 bits" in result.summary and "256 bits" in result.summary
-    cell = 128 // 4
-    assert result.codes_map.shape == (h * cell, t * w * cell + (t - 1) * (cell // 2), 3)
-    stream = probe_stream(result.video)
-    assert stream.codec == "h264" and stream.pix_fmt == "yuv420p"
-    assert stream.width == (3 * RESOLUTION + 2) * callbacks.display_scale(RESOLUTION)
-
-
-def test_reconstruct_uses_whole_latent_steps(registry, store, tmp_path):
-    clip = write_mp4(tmp_path / "odd.mp4", moving_square_video(5, 24), 10)
-    result = callbacks.reconstruct(registry, store, "uncond-tiny", str(clip), 8)
-    assert len(result.psnr) == 4  # 5 frames, downsampled by 2 in time
-
-
-def test_reconstruct_errors(registry, store, tmp_path):
-    corrupt = tmp_path / "corrupt.mp4"
-    corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
-    text = tmp_path / "notes.mp4"
-    text.write_text("not a video at all\n")
-    empty = tmp_path / "empty.webm"
-    empty.write_bytes(b"")
-    one_frame = write_gif(tmp_path / "one.gif", moving_square_video(1), 10)
-    cases = [(None, "upload a video"), (corrupt, "not a readable video|0 decodable frames"),
-             (text, "not a readable video|0 decodable frames"), (empty, "empty file"),
-             (one_frame, "has 1 frame"), (tmp_path / "gone.mp4", "not found")]
-    for path, message in cases:
-        with pytest.raises(gr.Error, match=message):
-            callbacks.reconstruct(registry, store, "uncond-tiny", None if path is None else str(path), 8)
-    with pytest.raises(gr.Error, match="frames must be between"):
-        callbacks.reconstruct(registry, store, "uncond-tiny", str(one_frame), 1000)
-
-
 # ----------------------------------------------------------------------------- model cards and controls
 
 
@@ -413,7 +370,6 @@ def test_model_controls_follow_the_conditioning(registry):
     assert "optional" in digits.start_image_label
     uncond = callbacks.model_controls(registry, "uncond-tiny")
     assert not uncond.guidance_visible and uncond.max_frames == 4 * WINDOW
-    assert uncond.reconstruct_step == 2 and uncond.reconstruct_frames == WINDOW
 
 
 # ----------------------------------------------------------------------------- pictures and examples
@@ -427,10 +383,7 @@ def test_progress_grid_marks_frames_to_come():
     assert grid[5, 5, 0] == 255  # no frame 5: background
 
 
-def test_heatmap_and_palette():
-    ramp = callbacks.heatmap(np.array([0.0, 0.5, 1.0, 2.0]))
-    assert ramp[0].tolist() == [0, 0, 4] and ramp[2].tolist() == ramp[3].tolist() == [252, 255, 164]
-    assert ramp[1].sum() > ramp[0].sum()
+def test_code_palette():
     palette = callbacks.code_palette(64)
     assert len({tuple(c) for c in palette}) == 64
 

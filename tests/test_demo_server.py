@@ -74,12 +74,12 @@ def test_generate_unconditional_longer_than_a_window(client):
 
 def test_reconstruct(client, tmp_path):
     clip = write_mp4(tmp_path / "clip.mp4", moving_square_video(8, 32), 10)
-    video, plot, codes_map, summary = client.predict("uncond-tiny", handle_file(str(clip)), 8,
-                                                     api_name="/reconstruct")
+    video, plot, scores, summary, codes, report = client.predict(
+        handle_file(str(clip)), ["uncond-tiny", "digits-tiny"], 64, 8, api_name="/reconstruct")
     assert probe_stream(video).codec == "h264"
-    assert [row[0] for row in plot["data"]] == list(range(1, 9))
-    assert "compression" in summary and "bits" in summary
-    assert codes_map.endswith(".png")
+    assert [row[0] for row in plot["data"]] == list(range(1, 9)) * 2
+    assert [row[0] for row in scores["data"]] == ["uncond-tiny", "digits-tiny"] and "bits" in summary
+    assert len(codes) == 2 and report["frames"] == 8
 
 
 def test_model_card(client):
