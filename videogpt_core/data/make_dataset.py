@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..atomic_files import atomic_path
-from .worlds import SPLITS, TEST_SEED_OFFSET, WORLDS, WorldSpec, get_world, split_seeds
+from .worlds import SPLITS, TEST_SEED_OFFSET, WORLDS, WorldSpec, checked_episode_counts, get_world, split_seeds
 from .worlds.pusher import MAX_OBJECTS
 
 _WRITE_BATCH = 64  # episodes buffered per HDF5 write: fewer, larger writes are much faster
@@ -90,15 +90,7 @@ def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_
     spec = get_world(world, **options)
     options = tuple(sorted((key, value) for key, value in options.items() if value is not None))
     n_frames = spec.default_frames if n_frames is None else n_frames
-    if workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {workers}")
-    if n_train < 1:
-        raise ValueError(f"--n must be >= 1, got {n_train}")
-    n_test = max(1, n_train // 10) if n_test is None else n_test
-    if n_test < 1:
-        raise ValueError(f"--n-test must be >= 1, got {n_test}")
-    if n_frames < 2:
-        raise ValueError(f"--frames must be >= 2 (a video), got {n_frames}")
+    n_test = checked_episode_counts(n_train, n_test, n_frames, workers)
     seeds = {"train": split_seeds("train", n_train, base_seed), "test": split_seeds("test", n_test, base_seed)}
     out_dir = Path(out_dir)
     path = out_dir / f"{world}.hdf5"

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ...atomic_files import atomic_path
-from ..worlds import SPLITS, split_seeds
+from ..worlds import SPLITS, checked_episode_counts, split_seeds
 from .sources import MixtureSources
 
 FPS = 10
@@ -37,15 +37,7 @@ def write_mixture_dataset(out_dir: str | os.PathLike, n_train: int, n_test: int 
 
     `workers` > 1 renders episodes in that many processes; the file is the same (an episode depends on its seed).
     """
-    if workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {workers}")
-    if n_train < 1:
-        raise ValueError(f"--n must be >= 1, got {n_train}")
-    n_test = max(1, n_train // 10) if n_test is None else n_test
-    if n_test < 1:
-        raise ValueError(f"--n-test must be >= 1, got {n_test}")
-    if n_frames < 2:
-        raise ValueError(f"--frames must be >= 2 (a video), got {n_frames}")
+    n_test = checked_episode_counts(n_train, n_test, n_frames, workers)
     if resolution < 16 or resolution % 8:
         raise ValueError(f"--resolution must be a multiple of 8 and >= 16, got {resolution}")
     sources = MixtureSources(mix)

@@ -118,6 +118,20 @@ def get_world(name: str, **options: Any) -> WorldSpec:
     return spec.configure(**options)
 
 
+def checked_episode_counts(n_train: int, n_test: int | None, n_frames: int, workers: int) -> int:
+    """The number of test episodes (default: a tenth of n_train, at least 1), after checking a data set's sizes."""
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if n_train < 1:
+        raise ValueError(f"--n must be >= 1, got {n_train}")
+    n_test = max(1, n_train // 10) if n_test is None else n_test
+    if n_test < 1:
+        raise ValueError(f"--n-test must be >= 1, got {n_test}")
+    if n_frames < 2:
+        raise ValueError(f"--frames must be >= 2 (a video), got {n_frames}")
+    return n_test
+
+
 def split_seeds(split: str, n: int, base_seed: int = 0) -> np.ndarray:
     """The (n,) int64 episode seeds of `split` ("train" or "test") for base seed `base_seed`."""
     if split not in SPLITS:
@@ -134,6 +148,7 @@ def split_seeds(split: str, n: int, base_seed: int = 0) -> np.ndarray:
 
 
 __all__ = [
+    "checked_episode_counts",
     "DIGIT_CLASS_NAMES", "DigitsEpisode", "PusherEpisode", "SPLITS", "TEST_SEED_OFFSET", "WORLDS", "WorldSpec",
     "generate_digits_episode", "generate_pusher_episode", "get_world", "simulate_pusher", "split_seeds",
 ]
