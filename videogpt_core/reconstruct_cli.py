@@ -70,8 +70,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
             "Resize and centre-crop INPUT (any video ffmpeg reads, or a GIF) to RESOLUTION, reconstruct it with "
             "each codec (window by window of its training length), write OUT with the original and one column "
             "per codec (plus error heatmaps), and print one JSON object: per codec psnr (mean dB over frames), "
-            "psnr_per_frame, ssim, bits (latents x log2 codebook size), raw_bits, compression_ratio and "
-            "codebook_usage (distinct codes on this clip)."
+            "psnr_per_frame, ssim, bits (latents x log2 codebook size), raw_bits, compression_ratio, "
+            "codebook_usage (distinct codes on this clip) and code_stability (share of latent positions "
+            "keeping their code from one latent slice to the next)."
         ),
     )
     parser.add_argument("input", help="the video file")
