@@ -156,7 +156,7 @@ def test_load_pipeline_takes_quantize(tmp_path):
 def test_sampling_benchmark_runs_quantized(tmp_path, capsys):
     out = tmp_path / "sampling.json"
     sampling.main(["--sizes", "tiny", "--batch", "1", "--device", "cpu", "--window", "2", "--repeats", "1",
-                   "--no-naive", "--quantize", "int8", "--json", str(out)])
+                   "--no-naive", "--no-reference", "--quantize", "int8", "--json", str(out)])
     capsys.readouterr()
     result = json.loads(out.read_text())
     (row,) = result["results"]
