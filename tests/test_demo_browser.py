@@ -67,13 +67,10 @@ def test_generate_from_an_example_until_the_video_plays(page, tmp_path):
 
 
 def test_stop_cancels_a_running_generation(page, demo_server):
-    from test_demo_server import SlowPipeline
+    from test_demo_server import slowed
 
     _, registry, _ = demo_server
-    real = registry.pipeline("pusher-tiny")
-    slow = SlowPipeline(real, delay=0.5)
-    registry._pipelines["pusher-tiny"] = slow
-    try:
+    with slowed(registry, "pusher-tiny", delay=0.5) as slow:
         pick_first_example(page)
         page.locator("#generate").click()
         deadline = time.time() + 30
@@ -87,8 +84,6 @@ def test_stop_cancels_a_running_generation(page, demo_server):
         assert slow.slices <= at_stop + 1, "sampling went on after Stop"
         assert slow.slices < 3  # the 6-frame window has 3 slices: it never finished
         assert page.locator("#result-video video").count() == 0
-    finally:
-        registry._pipelines["pusher-tiny"] = real
 
 
 def test_controls_follow_the_chosen_model(page):
@@ -115,13 +110,10 @@ def test_before_any_generation_no_seed_is_shown_and_stop_is_not_red(page):
 
 
 def test_a_result_shows_its_seed_and_stop_is_red_only_while_running(page, demo_server):
-    from test_demo_server import SlowPipeline
+    from test_demo_server import slowed
 
     _, registry, _ = demo_server
-    real = registry.pipeline("pusher-tiny")
-    slow = SlowPipeline(real, delay=0.5)
-    registry._pipelines["pusher-tiny"] = slow
-    try:
+    with slowed(registry, "pusher-tiny", delay=0.5):
         pick_first_example(page)
         page.locator("#generate").click()
         page.wait_for_function("() => document.querySelector('#stop').classList.contains('stop')", timeout=TIMEOUT_MS)
@@ -131,8 +123,6 @@ def test_a_result_shows_its_seed_and_stop_is_red_only_while_running(page, demo_s
                                timeout=TIMEOUT_MS)
         page.wait_for_selector("#seed-used", state="visible", timeout=TIMEOUT_MS)
         assert page.locator("#seed-used input").input_value().isdigit()
-    finally:
-        registry._pipelines["pusher-tiny"] = real
 
 
 def test_an_error_is_one_lasting_message_not_badges_on_every_panel(page):

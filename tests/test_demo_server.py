@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -112,12 +113,21 @@ class SlowPipeline:
         return getattr(self.pipeline, name)
 
 
+@contextmanager
+def slowed(registry, name: str, delay: float):
+    """Serve model `name` through a SlowPipeline for the duration of the block."""
+    real = registry.pipeline(name)
+    slow = SlowPipeline(real, delay=delay)
+    registry._pipelines[name] = slow
+    try:
+        yield slow
+    finally:
+        registry._pipelines[name] = real
+
+
 def test_cancel_stops_within_one_latent_slice(demo_server, client):
     _, registry, _ = demo_server
-    real = registry.pipeline("uncond-tiny")
-    slow = SlowPipeline(real, delay=0.4)
-    registry._pipelines["uncond-tiny"] = slow
-    try:
+    with slowed(registry, "uncond-tiny", delay=0.4) as slow:
         n_frames = 4 * WINDOW  # 12 slices, about 5 s
         job = client.submit("uncond-tiny", None, None, STILL_ACTIONS, 1.0, 0, 1.0, 1.0, 3, False, 1, n_frames,
                             api_name="/generate")
@@ -130,8 +140,6 @@ def test_cancel_stops_within_one_latent_slice(demo_server, client):
         time.sleep(6 * slow.delay)
         assert slow.slices <= at_cancel + 1, "generation went on after the cancel"
         assert slow.slices < 12
-    finally:
-        registry._pipelines["uncond-tiny"] = real
     # The server is still serving.
     outputs = generate(Client(demo_server[2], verbose=False), "uncond-tiny", seed=2)
     assert outputs[1].startswith("Done:")
