@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from training_helpers import MovingSquares, StructuredCodes, TINY_VQVAE, prior_run, stop_at, trainer_state, vqvae_run
+from training_helpers import (QUIET, MovingSquares, StructuredCodes, TINY_VQVAE, prior_run, stop_at, trainer_state,
+                              vqvae_configs, vqvae_run)
 from videogpt_core.prior import VideoGPT
 from videogpt_core.training import load_checkpoint, train_prior, train_vqvae
 from videogpt_core.vqvae import VQVAE
@@ -51,6 +52,24 @@ def test_vqvae_resume_reproduces_the_uninterrupted_run(tmp_path):
     a = VQVAE.from_pretrained(tmp_path / "a" / "model").state_dict()
     b = VQVAE.from_pretrained(tmp_path / "b" / "model").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # weights, codebook buffers, BatchNorm statistics
+
+
+def test_vqvae_fine_tunes_from_a_saved_model(tmp_path):
+    train_vqvae(*vqvae_run(tmp_path / "base", steps=4), train_dataset=MovingSquares(8))
+    base = tmp_path / "base" / "model"
+    # Only the clip length and frame size may differ from the starting model: the network is convolutional.
+    start = dict(QUIET, init_from=str(base), downsample=TINY_VQVAE["downsample"], steps=1, batch_size=4, lr=1e-9)
+    tuned = train_vqvae(*vqvae_configs(tmp_path / "tuned", **start, sequence_length=8),
+                        train_dataset=MovingSquares(8, frames=8))
+    assert tuned.step == 1
+    model = VQVAE.from_pretrained(tmp_path / "tuned" / "model")
+    assert model.config.sequence_length == 8 and model.config.n_hiddens == TINY_VQVAE["n_hiddens"]
+    name = "encoder.convs.0.conv.weight"  # a tiny learning rate: still the starting weights
+    torch.testing.assert_close(model.state_dict()[name], VQVAE.from_pretrained(base).state_dict()[name])
+    assert not torch.allclose(model.state_dict()[name], VQVAE(**TINY_VQVAE).state_dict()[name])
+
+    with pytest.raises(ValueError, match="n_hiddens"):
+        train_vqvae(*vqvae_configs(tmp_path / "clash", **start, n_hiddens=32), train_dataset=MovingSquares(8))
 
 
 @pytest.fixture()

@@ -86,6 +86,9 @@ def configure_vqvae_parser(parser: argparse.ArgumentParser) -> None:
                         help="training videos: an .hdf5 file (see `videogpt make-dataset`), a video folder or UCF-101")
     group = parser.add_argument_group("VQ-VAE (ignored with --resume: the checkpoint decides)")
     _add_size_arg(group)
+    group.add_argument("--init-from", default=None, metavar="VQVAE",
+                       help="fine-tune: start from this VQ-VAE's weights and shape (its folder or a pipeline folder); "
+                            "--sequence-length and --resolution still apply")
     for flag, help in (("--embedding-dim", "code vector width"), ("--n-codes", "codebook size"),
                        ("--n-hiddens", "encoder / decoder width"), ("--n-res-layers", "attention residual blocks")):
         name = flag[2:].replace("-", "_")

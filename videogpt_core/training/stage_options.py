@@ -23,6 +23,7 @@ class VQVAEStageOptions:
     val_data: str | None = None  # None: the test split of `data`
     frame_stride: int = 1
     size: str | None = None  # small | base; None: chosen from the device
+    init_from: str | None = None  # a VQ-VAE (or pipeline) folder whose shape and weights training starts from
     embedding_dim: int | None = None
     n_codes: int | None = None
     n_hiddens: int | None = None
@@ -77,6 +78,8 @@ def announce_size(options: StageOptions, size: str, batch_size: int, model: nn.M
     n_params = sum(p.numel() for p in model.parameters()) / 1e6
     if resumed:
         origin = "the checkpoint's shape"
+    elif getattr(options, "init_from", None):
+        origin = f"the shape and weights of {options.init_from}"
     elif options.size is None:
         device = "a CUDA GPU" if torch.cuda.is_available() else "no CUDA GPU"
         other = "small" if size == "base" else "base"

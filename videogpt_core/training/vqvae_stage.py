@@ -1,6 +1,7 @@
 """Stage 1 built from its configs: the VQ-VAE, its videos, and the trainer run."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Callable
 
@@ -45,19 +46,40 @@ def _open_videos(options: VQVAEStageOptions, model_config: VQVAEConfig,
     return train, _open_val_split(options.data, open_dataset, **kwargs)
 
 
+def _starting_model(options: VQVAEStageOptions) -> VQVAE:
+    """Fine-tuning: the model of --init-from, its frame size and clip length replaced by the options' (the
+    network is convolutional, so the weights fit any size the downsampling divides)."""
+    from videogpt_core.data.codes import load_vqvae
+
+    model = load_vqvae(options.init_from)
+    shape = {name: getattr(options, name) for name in MODEL_OPTIONS if name not in ("sequence_length", "resolution")}
+    clashing = {name: value for name, value in shape.items()
+                if value is not None and value != getattr(model.config, name)}
+    if clashing:
+        raise ValueError(f"--init-from {options.init_from} fixes the model's shape; drop the options that differ "
+                         f"from it: {clashing} (the model has "
+                         f"{ {name: getattr(model.config, name) for name in clashing} })")
+    model.config = dataclasses.replace(model.config, sequence_length=options.sequence_length,
+                                       resolution=options.resolution)
+    return model
+
+
 def train_vqvae(trainer: TrainerConfig, options: VQVAEStageOptions, train_dataset: Dataset | None = None,
                 val_dataset: Dataset | None = None, callbacks: list | None = None) -> TrainResult:
     """Stage 1. Data sets given here replace options.data / val_data (tests, scripts)."""
-    trainer, options, size = apply_size(trainer, options, "vqvae")
     saved = saved_task(trainer.out_dir, trainer.resume, "vqvae")
+    start = _starting_model(options) if saved is None and options.init_from else None
+    trainer, options, size = apply_size(trainer, options, "vqvae")
     if saved is not None:
         model_config = config_from_dict(VQVAEConfig, saved["vqvae_config"], "checkpoint")
+    elif start is not None:
+        model_config = start.config
     else:
         model_config = VQVAEConfig(**{name: getattr(options, name) for name in MODEL_OPTIONS})
     if train_dataset is None:
         train_dataset, opened_val = _open_videos(options, model_config, with_val=val_dataset is None)
         val_dataset = val_dataset if val_dataset is not None else opened_val
     torch.manual_seed(trainer.seed)  # the same initial weights on every process
-    task = VQVAETask(VQVAE(config=model_config))
+    task = VQVAETask(start if start is not None else VQVAE(config=model_config))
     announce_size(options, size, trainer.batch_size, task.model, resumed=saved is not None)
     return Trainer(trainer, task, train_dataset, val_dataset, callbacks).fit()
