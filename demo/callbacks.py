@@ -25,9 +25,11 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from demo.examples import action_column_names, example_frames, preset_actions
+from demo.action_presets import action_column_names, default_preset, preset_actions, presets_for
+from demo.examples import example_frames
 from videogpt_core.action_range import check_actions_in_range
 from videogpt_core.config import VideoGPTConfig, VQVAEConfig, config_to_dict
+from videogpt_core.data.worlds.controls import world_of_model
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
 from videogpt_core.prior import VideoGPT
 from videogpt_core.video_io import read_image, upscale_nearest, write_gif, write_mp4
@@ -153,6 +155,15 @@ class ModelInfo:
         return self.prior_config.action_dim
 
     @property
+    def world(self) -> str | None:
+        """The built-in world the model is named after (its presets, controls and action names), or None."""
+        return world_of_model(self.name)
+
+    @property
+    def action_names(self) -> list[str]:
+        return action_column_names(self.action_dim, self.world)
+
+    @property
     def guidance_possible(self) -> bool:
         # Guidance needs the unconditional branch that condition dropout trains.
         return self.prior_config.cond_dim > 0 and self.prior_config.cond_drop_prob > 0
@@ -173,7 +184,7 @@ class ModelInfo:
         if self.class_names:
             parts.append(f"a class ({len(self.class_names)})")
         if self.action_dim:
-            parts.append(f"per-frame actions ({', '.join(action_column_names(self.action_dim))})")
+            parts.append(f"per-frame actions ({', '.join(self.action_names)})")
         return ", ".join(parts) if parts else "nothing (unconditional)"
 
 
@@ -363,10 +374,10 @@ def actions_from_table(table, action_dim: int) -> np.ndarray:
     return actions
 
 
-def actions_table(actions: np.ndarray) -> pd.DataFrame:
+def actions_table(actions: np.ndarray, world: str | None = None) -> pd.DataFrame:
     # Rounded in float64: float32's 2.28 would be shown as 2.2799999713897705.
     actions = np.asarray(actions, dtype=np.float64).round(3)
-    return pd.DataFrame(actions, columns=action_column_names(actions.shape[1]))
+    return pd.DataFrame(actions, columns=action_column_names(actions.shape[1], world))
 
 
 _REPEAT = re.compile(r"^(?P<entry>.*?)\s*[x*×]\s*(?P<count>\d+)$")
@@ -516,6 +527,8 @@ class ModelControls:
     max_frames: int
     examples: list[tuple[str, str]]
     guidance: float = 1.0  # the slider's starting value (1 = off)
+    world: str | None = None
+    presets: tuple[str, ...] = presets_for(None)
 
 
 def model_controls(registry: ModelRegistry, name: str | None) -> ModelControls:
@@ -536,12 +549,15 @@ def model_controls(registry: ModelRegistry, name: str | None) -> ModelControls:
         start_image_label=image_label,
         class_names=info.class_names,
         action_dim=info.action_dim,
-        actions=preset_actions("push right", info.sequence_length, info.action_dim) if info.action_dim else None,
+        actions=(preset_actions(default_preset(info.world), info.sequence_length, info.action_dim, world=info.world,
+                                action_range=info.prior_config.action_range) if info.action_dim else None),
         guidance_visible=info.guidance_possible,
         guidance=DEFAULT_GUIDANCE if info.guidance_possible else 1.0,
         n_frames=info.sequence_length,
         max_frames=info.max_frames,
         examples=examples_for_model(info),
+        world=info.world,
+        presets=presets_for(info.world),
     )
 
 
@@ -816,19 +832,20 @@ def example_path(examples: list[tuple[str, str]], index: int | None, caption: st
 
 
 @user_errors
-def apply_actions_text(text: str | None, action_dim: int) -> pd.DataFrame:
+def apply_actions_text(text: str | None, action_dim: int, world: str | None = None) -> pd.DataFrame:
     """The text form parsed into the action table (the error names the bad entry)."""
     if not action_dim:
         raise ValueError("this model takes no actions")
-    return actions_table(parse_actions_text(text, action_dim))
+    return actions_table(parse_actions_text(text, action_dim), world)
 
 
 @user_errors
-def apply_preset(name: str, n_frames, action_dim: int, seed=0) -> tuple[pd.DataFrame, str]:
+def apply_preset(name: str, n_frames, action_dim: int, seed=0, world: str | None = None,
+                 action_range: list[list[float]] | None = None) -> tuple[pd.DataFrame, str]:
     frames = whole_number(n_frames, "number of frames", 1, 10_000)
     seed = whole_number(seed, "seed", 0, 2**63 - 1) if seed is not None else 0
-    actions = preset_actions(name, frames, action_dim, seed % (2**32))
-    return actions_table(actions), actions_to_text(actions)
+    actions = preset_actions(name, frames, action_dim, seed % (2**32), world, action_range)
+    return actions_table(actions, world), actions_to_text(actions)
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Example inputs for the demo: first frames and clips from the built-in worlds' test split, and action presets.
+"""Example inputs for the demo: first frames and clips from the built-in worlds' test split.
 
 The files in demo/examples/ are made by `python -m demo.examples` (deterministic: fixed test-split seeds). The
 Reconstruct tab's longer clips come from the simulated worlds' test episodes and from the natural-video mixture's
@@ -7,18 +7,11 @@ camera source over a test-split photograph (write_reconstruct_examples).
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
-
-import numpy as np
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mov", ".gif")
-
-ACTION_PRESETS = ("push right", "circle", "zigzag", "random", "still")
-PRESET_SPEED = 2.5  # pixels per frame: the pusher world clips commands at 3
-ZIGZAG_HALF_PERIOD = 4  # frames before the zigzag turns
 
 
 # ----------------------------------------------------------------------------- example files
@@ -42,51 +35,6 @@ def example_videos(directory: Path = EXAMPLES_DIR) -> list[str]:
     if not directory.is_dir():
         return []
     return [str(p) for p in sorted(directory.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES]
-
-
-# ----------------------------------------------------------------------------- action presets
-
-
-def action_column_names(action_dim: int) -> list[str]:
-    return ["dx", "dy"] if action_dim == 2 else [f"a{i + 1}" for i in range(action_dim)]
-
-
-def preset_actions(name: str, n_frames: int, action_dim: int = 2, seed: int = 0) -> np.ndarray:
-    """(n_frames, action_dim) float32 commands; row 0 is still, since frame 0 is where the world starts.
-
-    The presets are 2-D moves (dx, dy); other action sizes get the first coordinates (padded with zeros).
-    """
-    if name not in ACTION_PRESETS:
-        raise ValueError(f"unknown action preset {name!r}; choose one of: {', '.join(ACTION_PRESETS)}")
-    if isinstance(n_frames, bool) or int(n_frames) != n_frames or n_frames < 1:
-        raise ValueError(f"n_frames must be a whole number >= 1, got {n_frames!r}")
-    if isinstance(action_dim, bool) or int(action_dim) != action_dim or action_dim < 1:
-        raise ValueError(f"action_dim must be a whole number >= 1, got {action_dim!r}")
-    n_frames, action_dim = int(n_frames), int(action_dim)
-    steps = np.arange(n_frames, dtype=np.float64)
-    moves = np.zeros((n_frames, 2))
-    if name == "push right":
-        moves[:, 0] = PRESET_SPEED
-    elif name == "circle":
-        # One full turn over the clip (at least 8 frames, so short clips still curve gently).
-        angle = 2.0 * math.pi * steps / max(8, n_frames - 1)
-        moves = PRESET_SPEED * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
-    elif name == "zigzag":
-        direction = np.where((steps // ZIGZAG_HALF_PERIOD) % 2 == 0, 1.0, -1.0)
-        moves = PRESET_SPEED / math.sqrt(2.0) * np.stack([np.ones(n_frames), direction], axis=-1)
-    elif name == "random":
-        # A smooth random walk (momentum), so the gripper wanders instead of jittering in place.
-        rng = np.random.default_rng(int(seed))
-        velocity = np.zeros(2)
-        for j in range(n_frames):
-            velocity = 0.7 * velocity + 0.3 * rng.normal(scale=2.0 * PRESET_SPEED, size=2)
-            speed = np.hypot(*velocity)
-            moves[j] = velocity * (PRESET_SPEED / speed) if speed > PRESET_SPEED else velocity
-    moves[0] = 0.0
-    actions = np.zeros((n_frames, action_dim))
-    width = min(2, action_dim)
-    actions[:, :width] = moves[:, :width]
-    return actions.round(2).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- writing the example files

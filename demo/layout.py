@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from demo import callbacks
 from demo.callbacks import MAX_SAMPLES, ModelRegistry, OutputStore
-from demo.examples import ACTION_PRESETS, EXAMPLES_DIR, action_column_names
+from demo.action_presets import action_column_names
+from demo.examples import EXAMPLES_DIR
 from demo.play_tab import build_play_tab
 from demo.reconstruct_tab import CodecRegistry, build_reconstruct_tab
 
@@ -106,10 +107,11 @@ def launch_options() -> dict:
     return dict(css=CSS, show_error=True, allowed_paths=[str(EXAMPLES_DIR)], max_file_size=MAX_UPLOAD)
 
 
-def _table_update(actions):
+def _table_update(actions, world: str | None):
     if actions is None:
         return gr.skip()  # hidden for this model; a table value stays so API callers may send any
-    return gr.update(value=callbacks.actions_table(actions), headers=action_column_names(actions.shape[1]))
+    return gr.update(value=callbacks.actions_table(actions, world),
+                     headers=action_column_names(actions.shape[1], world))
 
 
 def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
@@ -151,14 +153,15 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
                                             label="Class", visible=bool(controls.class_names), elem_id="label",
                                             allow_custom_value=True)  # checked per model by the callbacks
                         with gr.Group(visible=bool(controls.action_dim)) as action_group:
-                            preset = gr.Radio(list(ACTION_PRESETS), value="push right", label="Action preset",
-                                              elem_id="preset")
+                            preset = gr.Radio(list(controls.presets), value=controls.presets[0],
+                                              label="Action preset", elem_id="preset")
                             # Always a table (zeros when hidden), so API callers can send the default.
                             initial_actions = controls.actions if controls.actions is not None else \
                                 np.zeros((controls.n_frames, 2), np.float32)
                             actions = ActionTable(
-                                value=callbacks.actions_table(initial_actions),
-                                headers=action_column_names(controls.action_dim or 2), datatype="number",
+                                value=callbacks.actions_table(initial_actions, controls.world),
+                                headers=action_column_names(controls.action_dim or 2, controls.world),
+                                datatype="number",
                                 type="pandas", label="Actions: one row per frame (row 1 is the start frame)",
                                 max_height=240, show_row_numbers=True, elem_id="actions")
                             with gr.Row(equal_height=True):
@@ -228,9 +231,9 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
                 gr.update(value=c.examples, visible=bool(c.examples)),
                 gr.update(choices=c.class_names, value=(c.class_names or [None])[0], visible=bool(c.class_names)),
                 gr.update(visible=bool(c.action_dim)),
-                _table_update(c.actions),
+                _table_update(c.actions, c.world),
                 "" if c.actions is None else callbacks.actions_to_text(c.actions),
-                "push right",
+                gr.update(choices=list(c.presets), value=c.presets[0]),
                 gr.update(value=c.n_frames, maximum=c.max_frames),
                 gr.update(maximum=info.n_codes),
                 gr.update(visible=c.guidance_visible, value=c.guidance),
@@ -252,13 +255,17 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
         def action_dim_of(name) -> int:
             return registry.info(name).action_dim if names else 0
 
+        def world_of(name) -> str | None:
+            return registry.info(name).world if names else None
+
         def on_preset(name, preset_name, frames, seed_value):
-            return callbacks.apply_preset(preset_name, frames, action_dim_of(name), seed_value)
+            range_ = registry.info(name).prior_config.action_range if names else None
+            return callbacks.apply_preset(preset_name, frames, action_dim_of(name), seed_value, world_of(name), range_)
 
         preset.input(on_preset, [model, preset, n_frames, seed], [actions, actions_text], api_visibility="private")
 
         def parse_actions(model, text):
-            return callbacks.apply_actions_text(text, action_dim_of(model))
+            return callbacks.apply_actions_text(text, action_dim_of(model), world_of(model))
 
         use_text.click(parse_actions, [model, actions_text], actions, api_name="parse_actions")
         actions_text.submit(parse_actions, [model, actions_text], actions, api_visibility="private")
@@ -268,7 +275,7 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
             if not dim:
                 return gr.skip(), gr.skip()
             rows = callbacks.resized_actions(table, callbacks.whole_number(frames, "frames", 1, most_frames), dim)
-            return callbacks.actions_table(rows), callbacks.actions_to_text(rows)
+            return callbacks.actions_table(rows, world_of(name)), callbacks.actions_to_text(rows)
 
         n_frames.input(on_frames, [model, actions, n_frames], [actions, actions_text], api_visibility="private",
                        trigger_mode="always_last")

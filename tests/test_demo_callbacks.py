@@ -13,7 +13,8 @@ from PIL import Image
 
 from demo import callbacks
 from demo.callbacks import ModelRegistry, OutputStore
-from demo.examples import ACTION_PRESETS, example_frames, example_videos, preset_actions
+from demo.action_presets import ACTION_PRESETS, preset_actions
+from demo.examples import example_frames, example_videos
 from videogpt_core.pipeline import VideoGPTPipeline
 from videogpt_core.video_io import probe_stream
 
@@ -320,6 +321,28 @@ def test_presets():
     assert preset_actions("circle", 5, action_dim=3)[:, 2].tolist() == [0.0] * 5
     with pytest.raises(ValueError, match="unknown action preset"):
         preset_actions("moonwalk", 4)
+
+
+def test_world_presets_are_the_worlds_controls():
+    from demo.action_presets import action_column_names, presets_for
+    from videogpt_core.data.worlds.controls import fetchpush_controls
+
+    assert presets_for("vizdoom")[:4] == ("turn left", "turn right", "walk forward", "loop")
+    assert action_column_names(3, "vizdoom") == ["TURN_LEFT", "TURN_RIGHT", "MOVE_FORWARD"]
+    turn = preset_actions("turn left", 6, 3, world="vizdoom")
+    assert turn[0].tolist() == [0, 0, 0] and turn[1:].tolist() == [[1, 0, 0]] * 5  # multi-hot buttons
+    assert preset_actions("loop", 3, 3, world="vizdoom")[2].tolist() == [0, 1, 1]  # forward while turning right
+    rolls = {seed: preset_actions("random", 16, 3, seed, world="vizdoom").tobytes() for seed in range(4)}
+    assert len(set(rolls.values())) > 1
+
+    assert presets_for("fetchpush")[:4] == ("push left", "push right", "push towards", "push away")
+    left = preset_actions("push left", 4, 4, world="fetchpush")
+    assert np.allclose(left[1:], fetchpush_controls().row(["left"])) and np.all(left[:, 3] == -1)  # gripper shut
+    assert np.allclose(preset_actions("push away", 4, 4, world="fetchpush")[1:], fetchpush_controls().row(["up"]))
+    with pytest.raises(ValueError, match="push left"):
+        preset_actions("circle", 4, 4, world="fetchpush")
+    # A model of another shape than the world's gets the 2-D moves.
+    assert preset_actions("push right", 4, 2, world=None)[1, 0] == 2.5
 
 
 def test_resized_actions_keeps_rows_and_pads_with_still():
