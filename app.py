@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
-from demo.callbacks import ModelRegistry  # noqa: E402
+from demo.model_registry import ModelRegistry  # noqa: E402
 from demo.layout import CONCURRENCY_LIMIT, build_demo, launch_options  # noqa: E402
 from demo.reconstruct_tab import CodecRegistry  # noqa: E402
 

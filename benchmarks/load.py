@@ -104,7 +104,7 @@ def request_arguments(checkpoint: Path, model: str | None, n_frames: int | None)
     """The /generate arguments that the chosen model needs (an example frame, a class, still actions)."""
     from gradio_client import handle_file
 
-    from demo.callbacks import ModelRegistry
+    from demo.model_registry import ModelRegistry
     from demo.examples import example_frames
 
     registry = ModelRegistry.from_paths([checkpoint], device="cpu")

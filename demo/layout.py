@@ -1,4 +1,5 @@
-"""The Gradio UI in one place: components, their layout and the events that call `demo.callbacks`.
+"""The Gradio UI in one place: components, their layout and the events that call the demo's plain functions
+(generation, action_input, model_controls, model_card).
 
 `build_demo(registry)` returns a queued gr.Blocks; `launch_options()` holds what Gradio 6 takes at launch().
 """
@@ -12,10 +13,16 @@ from gradio.components.dataframe import DataframeData
 from gradio.data_classes import GradioRootModel
 from pydantic import ValidationError
 
-from demo import callbacks
-from demo.callbacks import MAX_SAMPLES, ModelRegistry, OutputStore
+from demo.action_input import (actions_from_table, actions_table, actions_to_text, apply_actions_text, apply_preset,
+                               resized_actions)
 from demo.action_presets import action_column_names
 from demo.examples import EXAMPLES_DIR
+from demo.generation import MAX_SAMPLES, continue_generation, generate
+from demo.input_checks import whole_number
+from demo.model_card import model_card as model_card_markdown
+from demo.model_controls import example_path, examples_for_model, model_controls
+from demo.model_registry import NO_MODEL_MESSAGE, ModelRegistry
+from demo.output_store import OutputStore
 from demo.play_tab import build_play_tab
 from demo.reconstruct_tab import CodecRegistry, build_reconstruct_tab
 
@@ -110,7 +117,7 @@ def launch_options() -> dict:
 def _table_update(actions, world: str | None):
     if actions is None:
         return gr.skip()  # hidden for this model; a table value stays so API callers may send any
-    return gr.update(value=callbacks.actions_table(actions, world),
+    return gr.update(value=actions_table(actions, world),
                      headers=action_column_names(actions.shape[1], world))
 
 
@@ -121,7 +128,7 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
     codecs = CodecRegistry.from_models(registry) if codecs is None else codecs
     names = registry.names
     first = names[0] if names else None
-    controls = callbacks.model_controls(registry, first)
+    controls = model_controls(registry, first)
     infos = list(registry.infos.values())
     # Server-side slider bounds must admit every model's values; each model narrows them in the browser.
     most_frames = max([i.max_frames for i in infos], default=controls.max_frames)
@@ -151,7 +158,7 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
                                                  interactive=False, elem_id="example-frames")
                         label = gr.Dropdown(controls.class_names, value=(controls.class_names or [None])[0],
                                             label="Class", visible=bool(controls.class_names), elem_id="label",
-                                            allow_custom_value=True)  # checked per model by the callbacks
+                                            allow_custom_value=True)  # checked per model by generation.generate
                         with gr.Group(visible=bool(controls.action_dim)) as action_group:
                             preset = gr.Radio(list(controls.presets), value=controls.presets[0],
                                               label="Action preset", elem_id="preset")
@@ -159,14 +166,14 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
                             initial_actions = controls.actions if controls.actions is not None else \
                                 np.zeros((controls.n_frames, 2), np.float32)
                             actions = ActionTable(
-                                value=callbacks.actions_table(initial_actions, controls.world),
+                                value=actions_table(initial_actions, controls.world),
                                 headers=action_column_names(controls.action_dim or 2, controls.world),
                                 datatype="number",
                                 type="pandas", label="Actions: one row per frame (row 1 is the start frame)",
                                 max_height=240, show_row_numbers=True, elem_id="actions")
                             with gr.Row(equal_height=True):
                                 initial_text = "" if controls.actions is None else \
-                                    callbacks.actions_to_text(controls.actions)
+                                    actions_to_text(controls.actions)
                                 actions_text = gr.Textbox(
                                     value=initial_text,
                                     label="Actions as text", placeholder="3,0; 3,0; 0,2  ('3,0 x4' repeats an entry)",
@@ -216,13 +223,13 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
 
             # ------------------------------------------------------------------ Model
             with gr.Tab("Model", id="model-card"):
-                card = gr.Markdown(callbacks.model_card(registry, first) if first else callbacks.NO_MODEL_MESSAGE,
+                card = gr.Markdown(model_card_markdown(registry, first) if first else NO_MODEL_MESSAGE,
                                    elem_id="model-card")
 
         # ---------------------------------------------------------------------- events
 
         def on_model_change(name):
-            c = callbacks.model_controls(registry, name)
+            c = model_controls(registry, name)
             info = registry.info(name)
             return (
                 c.summary,
@@ -232,12 +239,12 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
                 gr.update(choices=c.class_names, value=(c.class_names or [None])[0], visible=bool(c.class_names)),
                 gr.update(visible=bool(c.action_dim)),
                 _table_update(c.actions, c.world),
-                "" if c.actions is None else callbacks.actions_to_text(c.actions),
+                "" if c.actions is None else actions_to_text(c.actions),
                 gr.update(choices=list(c.presets), value=c.presets[0]),
                 gr.update(value=c.n_frames, maximum=c.max_frames),
                 gr.update(maximum=info.n_codes),
                 gr.update(visible=c.guidance_visible, value=c.guidance),
-                callbacks.model_card(registry, name),
+                model_card_markdown(registry, name),
                 None,
             )
 
@@ -248,7 +255,7 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
         def on_example_pick(name, evt: gr.SelectData):
             info = registry.info(name) if name else None
             value = evt.value if isinstance(evt.value, dict) else {}
-            return callbacks.example_path(callbacks.examples_for_model(info), evt.index, value.get("caption"))
+            return example_path(examples_for_model(info), evt.index, value.get("caption"))
 
         gallery.select(on_example_pick, model, start_image, api_visibility="private")
 
@@ -260,12 +267,12 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
 
         def on_preset(name, preset_name, frames, seed_value):
             range_ = registry.info(name).prior_config.action_range if names else None
-            return callbacks.apply_preset(preset_name, frames, action_dim_of(name), seed_value, world_of(name), range_)
+            return apply_preset(preset_name, frames, action_dim_of(name), seed_value, world_of(name), range_)
 
         preset.input(on_preset, [model, preset, n_frames, seed], [actions, actions_text], api_visibility="private")
 
         def parse_actions(model, text):
-            return callbacks.apply_actions_text(text, action_dim_of(model), world_of(model))
+            return apply_actions_text(text, action_dim_of(model), world_of(model))
 
         use_text.click(parse_actions, [model, actions_text], actions, api_name="parse_actions")
         actions_text.submit(parse_actions, [model, actions_text], actions, api_visibility="private")
@@ -274,15 +281,15 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
             dim = action_dim_of(name)
             if not dim:
                 return gr.skip(), gr.skip()
-            rows = callbacks.resized_actions(table, callbacks.whole_number(frames, "frames", 1, most_frames), dim)
-            return callbacks.actions_table(rows, world_of(name)), callbacks.actions_to_text(rows)
+            rows = resized_actions(table, whole_number(frames, "frames", 1, most_frames), dim)
+            return actions_table(rows, world_of(name)), actions_to_text(rows)
 
         n_frames.input(on_frames, [model, actions, n_frames], [actions, actions_text], api_visibility="private",
                        trigger_mode="always_last")
 
         def on_table_edit(name, table):
             try:
-                return callbacks.actions_to_text(callbacks.actions_from_table(table, action_dim_of(name)))
+                return actions_to_text(actions_from_table(table, action_dim_of(name)))
             except ValueError:
                 return gr.skip()  # half-edited table: the text catches up on the next valid edit
 
@@ -304,16 +311,15 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
         @gpu
         def run_generate(model, first_frame, label, actions, temperature, top_k, top_p, guidance, seed,
                          randomize_seed, n_samples, n_frames):
-            yield from outputs_of(callbacks.generate(registry, store, model, first_frame, label, actions, temperature,
-                                                     top_k, top_p, guidance, seed, randomize_seed, n_samples,
-                                                     n_frames))
+            yield from outputs_of(generate(registry, store, model, first_frame, label, actions, temperature, top_k,
+                                           top_p, guidance, seed, randomize_seed, n_samples, n_frames))
 
         @gpu
         def run_continue(session, sample, actions, temperature, top_k, top_p, guidance, seed, randomize_seed,
                          n_samples, n_frames):
-            yield from outputs_of(callbacks.continue_generation(registry, store, session, sample, actions,
-                                                                temperature, top_k, top_p, guidance, seed,
-                                                                randomize_seed, n_samples, n_frames))
+            yield from outputs_of(continue_generation(registry, store, session, sample, actions, temperature,
+                                                      top_k, top_p, guidance, seed, randomize_seed, n_samples,
+                                                      n_frames))
 
         stream_outputs = [preview, progress, video, gif, seed_used, session, continue_sample]
         sampling_inputs = [temperature, top_k, top_p, guidance, seed, randomize, n_samples, n_frames]
@@ -341,7 +347,7 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
 
         def model_card(name: str) -> str:
             """The model card (markdown) of a model."""
-            return callbacks.model_card(registry, name)
+            return model_card_markdown(registry, name)
 
         gr.api(model_card, api_name="model_card")
 

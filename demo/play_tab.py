@@ -19,8 +19,11 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from demo.callbacks import ModelRegistry, OutputStore, display_scale, load_start_image
+from demo.display_images import display_scale
 from demo.examples import example_frames
+from demo.input_checks import load_start_image
+from demo.model_registry import ModelRegistry
+from demo.output_store import OutputStore
 from videogpt_core.data.worlds import WORLDS, get_world, split_seeds
 from videogpt_core.data.worlds.controls import WorldControls, controls_for, world_of_model
 from videogpt_core.play import PlaySession

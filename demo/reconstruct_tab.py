@@ -5,7 +5,8 @@ the pipelines' codecs and bare codec folders such as `checkpoints/general-codec-
 size; the tab shows the original | one column per codec with its error heatmap underneath, the per-frame PSNR
 of all codecs in one plot, and per codec SSIM, bits per clip before and after, the compression ratio and the
 codebook entries this clip used. The measuring is `videogpt_core.reconstruct` (as `videogpt reconstruct`),
-the picture `videogpt_core.comparison_video`; this file only finds codecs, reads the upload and shows results.
+the picture `videogpt_core.comparison_video`, the folder rules `videogpt_core.model_folders`; this file only
+lists the codecs, reads the upload and shows results.
 """
 from __future__ import annotations
 
@@ -19,11 +20,15 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from demo.callbacks import (ModelRegistry, OutputStore, _named_by_file_name, codes_image, display_scale,
-                            user_errors, whole_number)
+from demo.display_images import codes_image, display_scale
 from demo.examples import example_videos
+from demo.input_checks import whole_number
+from demo.model_registry import ModelRegistry
+from demo.output_store import OutputStore
+from demo.user_errors import named_by_file_name, user_errors
 from videogpt_core.comparison_video import ERROR_SATURATION, side_by_side
 from videogpt_core.config import VQVAEConfig
+from videogpt_core.model_folders import find_codec_folders
 from videogpt_core.reconstruct import Codec, compare_codecs, load_codec
 from videogpt_core.reconstruct_cli import read_clip as read_video_clip
 from videogpt_core.video_io import VideoReadError, video_metadata, write_mp4
@@ -49,33 +54,10 @@ Frames are resized and centre-cropped to the chosen size; at most {MAX_FRAMES} f
 # ----------------------------------------------------------------------------- finding codecs
 
 
-def _codec_folders_in(path: Path) -> list[tuple[str, Path]]:
-    """(name, VQ-VAE folder) pairs in `path`: the folder itself, its vqvae/, or each child's vqvae/."""
-    if (path / "config.json").is_file():
-        return [(path.resolve().parent.name if path.name == "vqvae" else path.name, path)]
-    if (path / "vqvae").is_dir():
-        return [(path.name, path / "vqvae")]
-    return [(child.name, child / "vqvae") for child in sorted(path.iterdir())
-            if child.is_dir() and (child / "vqvae").is_dir()]
-
-
-def find_codec_folders(paths: Iterable[str | Path], must_exist: bool = True) -> dict[str, Path]:
-    """Codec name -> VQ-VAE folder for every codec in `paths` (each a VQ-VAE folder, a folder holding vqvae/,
-    or a folder of those, searched one deep); the general codecs first, then the others in order found."""
-    found: dict[str, Path] = {}
-    for given in paths:
-        path = Path(given).expanduser()
-        if not path.is_dir():
-            if must_exist:
-                raise FileNotFoundError(f"{path}: no such checkpoint folder; give a VQ-VAE folder, a folder "
-                                        "holding vqvae/, or a folder of them")
-            continue
-        for name, folder in _codec_folders_in(path):
-            if name in found and found[name].resolve() != folder.resolve():
-                name = f"{folder.parent.parent.name}/{name}"  # two codecs of the same name: keep both
-            found.setdefault(name, folder)
-    general = [name for name in found if name.startswith(GENERAL_CODEC_PREFIX)]
-    return {name: found[name] for name in general + [name for name in found if name not in general]}
+def general_codecs_first(folders: dict[str, Path]) -> dict[str, Path]:
+    """The codecs trained on the broad mixture first (the ones to try on any clip), then the others in order."""
+    general = [name for name in folders if name.startswith(GENERAL_CODEC_PREFIX)]
+    return {name: folders[name] for name in general + [name for name in folders if name not in general]}
 
 
 @dataclass(frozen=True)
@@ -115,7 +97,8 @@ class CodecRegistry:
     @classmethod
     def from_paths(cls, paths: Iterable[str | Path], device: str | None = None,
                    must_exist: bool = True) -> "CodecRegistry":
-        return cls(find_codec_folders(paths, must_exist), device)
+        """The codecs in `paths`, found by videogpt_core.model_folders' rules (as `videogpt reconstruct`)."""
+        return cls(general_codecs_first(find_codec_folders(paths, must_exist)), device)
 
     @classmethod
     def from_models(cls, registry: ModelRegistry) -> "CodecRegistry":
@@ -194,7 +177,7 @@ def read_upload(path: str, n_frames: int) -> tuple[np.ndarray, float, bool]:
     """(uint8 frames (T <= n_frames, H, W, 3), fps, whether the clip has more frames): only the first
     n_frames + 1 frames are ever decoded, and frames over 1080p are refused before decoding."""
     name = Path(path).name
-    with _named_by_file_name(path):
+    with named_by_file_name(path):
         canvas = _gif_canvas(path)
         if canvas is not None and canvas[0] * canvas[1] > MAX_VIDEO_FRAME_PIXELS:
             raise ValueError(f"{name} is a {canvas[0]}x{canvas[1]} GIF; videos up to 1080p are accepted, "

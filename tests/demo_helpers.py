@@ -49,7 +49,7 @@ def free_port() -> int:
 def running_demo(paths: list[Path], codecs=None):
     """Launch the demo in this process on a free port; yields (demo, registry, url) and closes it. The
     Reconstruct tab offers `codecs` (a CodecRegistry; default: the pipelines' codecs)."""
-    from demo.callbacks import ModelRegistry
+    from demo.model_registry import ModelRegistry
     from demo.layout import build_demo, launch_options
 
     registry = ModelRegistry.from_paths(paths, device="cpu")

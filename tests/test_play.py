@@ -44,6 +44,29 @@ def test_steps_grow_the_episode_past_the_window(pipeline):
     assert len({frame.tobytes() for frame in frames[fpl:]}) > 1  # the world moves
 
 
+def test_steps_keep_the_window_cache_and_slide_without_re_encoding(pipeline, monkeypatch):
+    """Within a window a step feeds only its own slice's tokens; a full window slides to its last slices'
+    codes as sampled: nothing is encoded again after the start, and each window is prefilled once."""
+    calls = {"encode": 0, "prefill": 0, "step": 0}
+    prior = pipeline.prior
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(pipeline, "encode_prefix", counted("encode", pipeline.encode_prefix))
+    monkeypatch.setattr(prior, "prefill", counted("prefill", prior.prefill))
+    monkeypatch.setattr(prior, "decode_step", counted("step", prior.decode_step))
+    t, h, w = prior.latent_shape
+    session = PlaySession(pipeline, start_image(), seed=4)
+    play(session, [[1.0, 0.0]] * t)  # fills the first window
+    assert calls == {"encode": 0, "prefill": 1, "step": t * h * w - 1}
+    play(session, [[0.0, 1.0]] * 3)  # each further step: a window slid by one slice, prefilled once
+    assert calls["encode"] == 0 and calls["prefill"] == 4 and calls["step"] == (t + 3) * h * w - 4
+
+
 def test_undo_and_reset_restore_the_episode(pipeline):
     session = PlaySession(pipeline, start_image(), seed=2)
     assert not session.undo()  # nothing to undo at the start

@@ -196,7 +196,7 @@ def pusher_server():
         pytest.skip(f"no shipped pusher checkpoint at {PUSHER}")
     from demo_helpers import free_port
 
-    from demo.callbacks import ModelRegistry
+    from demo.model_registry import ModelRegistry
     from demo.layout import build_demo, launch_options
 
     registry = ModelRegistry.from_paths([PUSHER], device="cpu", compile=True)

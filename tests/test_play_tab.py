@@ -8,7 +8,7 @@ import pytest
 from demo_helpers import make_checkpoints
 
 from demo import play_tab
-from demo.callbacks import ModelRegistry
+from demo.model_registry import ModelRegistry
 
 
 @pytest.fixture(scope="module")

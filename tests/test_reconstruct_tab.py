@@ -17,8 +17,9 @@ import pytest
 from demo_helpers import make_checkpoints, moving_square_video, running_demo, still_image
 from tiny_models import tiny_vqvae
 
-from demo.callbacks import OutputStore
-from demo.reconstruct_tab import MAX_FRAMES, CodecRegistry, find_codec_folders, reconstruct
+from demo.output_store import OutputStore
+from demo.reconstruct_tab import MAX_FRAMES, CodecRegistry, reconstruct
+from videogpt_core.model_folders import find_codec_folders
 from videogpt_core.reconstruct import compare_codecs, load_codec
 from videogpt_core.video_io import probe_stream, read_video, write_gif, write_mp4
 
@@ -75,7 +76,7 @@ def test_codecs_are_found_in_pipeline_and_bare_codec_folders(root, codecs):
 
 
 def test_default_codecs_are_those_of_the_served_pipelines(root):
-    from demo.callbacks import ModelRegistry
+    from demo.model_registry import ModelRegistry
 
     registry = ModelRegistry.from_paths([root], device="cpu")
     assert CodecRegistry.from_models(registry).names == ["digits-tiny", "pusher-tiny", "uncond-tiny"]

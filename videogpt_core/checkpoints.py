@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from videogpt_core.model_folders import pipeline_folder
 from videogpt_core.pretrained import CONFIG_NAME, WEIGHTS_NAME
 from videogpt_core.prior import VideoGPT
 from videogpt_core.vqvae import VQVAE
@@ -22,11 +23,7 @@ def save_pipeline(directory: str | os.PathLike, vqvae, prior, dtype: torch.dtype
 
 
 def load_models(directory: str | os.PathLike, map_location: str | torch.device = "cpu"):
-    """(vqvae, prior) from a pipeline folder."""
-    directory = Path(directory)
-    for part in ("vqvae", "prior"):
-        if not (directory / part).is_dir():
-            raise FileNotFoundError(f"{directory}: not a pipeline folder (no {part}/ inside); "
-                                    "a pipeline folder holds vqvae/ and prior/")
+    """(vqvae, prior) from a pipeline folder (or a training run folder holding one in model/)."""
+    directory = pipeline_folder(directory)
     return (VQVAE.from_pretrained(directory / "vqvae", map_location),
             VideoGPT.from_pretrained(directory / "prior", map_location))

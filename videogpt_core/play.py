@@ -2,11 +2,13 @@
 
 A `PlaySession` starts from frames (an image or a clip's first frames) and grows an episode without limit:
 each `step(actions)` samples the next latent slice of the world with the given action row(s) and returns
-its new frames. The model sees the last `context_slices` slices as a video-prediction prefix (re-encoded,
-conditioned on their first frame, as `VideoGPTPipeline`'s sliding window continues a video), so the episode
-may be far longer than the model's window. `undo()` drops the last step, `reset()` goes back to the start,
-`frames` / `actions` hold the whole episode (e.g. for an mp4). Steps, undos and resets of one session are
-serialised by a lock, so a session may be shared between threads; sessions on one pipeline are independent.
+its new frames. Steps sample into one window of the model, its KV cache kept between them (a step costs its
+own slice's tokens and one decode); a full window slides to its last `context_slices` slices, kept as the
+codes they were sampled as and conditioned on their first frame, as `VideoGPTPipeline`'s sliding window
+continues a video, so the episode may be far longer than the model's window. `undo()` drops the last step,
+`reset()` goes back to the start, `frames` / `actions` hold the whole episode (e.g. for an mp4). Steps,
+undos and resets of one session are serialised by a lock, so a session may be shared between threads;
+sessions on one pipeline are independent.
 """
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from videogpt_core.data.transforms import resize_center_crop
 from videogpt_core.pipeline import VideoGPTPipeline, whole_number
 from videogpt_core.sampling import SamplingOptions
+from videogpt_core.slice_sampler import SliceSampler
 
 
 @dataclass
@@ -127,6 +131,10 @@ class PlaySession:
         self._actions: list[np.ndarray] = list(self._start_actions)
         self._length = len(self._start)  # frames ever played, also those max_frames dropped
         self._steps: list[int] = []  # frames added by each step, for undo
+        # Per step: the window it sampled in and that window's slices before it (undo rewinds the window).
+        self._step_windows: list[tuple[SliceSampler, int]] = []
+        self._window: SliceSampler | None = None  # the window being sampled, its KV cache kept between steps
+        self._window_first = 0  # the episode frame (counted as _length) where the window begins
 
     def reset(self) -> None:
         """Back to the start frames."""
@@ -139,9 +147,14 @@ class PlaySession:
             if not self._steps:
                 return False
             count = self._steps.pop()
+            window, slices_before = self._step_windows.pop()
             del self._frames[-count:]
             del self._actions[-count:]
             self._length -= count
+            if window is self._window and window.slices_done == slices_before + 1:
+                window.rewind(1)  # the same step again samples exactly as before
+            else:
+                self._window = None  # the next step starts a window from the frames
             return True
 
     def _action_rows(self, actions, count: int) -> np.ndarray:
@@ -158,27 +171,30 @@ class PlaySession:
         frame) and append its frames. Raises ValueError for bad actions (the episode stays as it was)."""
         with self._lock:
             count = self.fpl - self._length % self.fpl
-            rows = self._action_rows(actions, count)
-            partial = self._length % self.fpl  # only at a start shorter than a slice (the conditioning frames)
-            if partial:
-                context = partial
-            else:
-                context = min(len(self._frames) // self.fpl, self.context_slices) * self.fpl
-            past_frames = np.stack(self._frames[len(self._frames) - context:])
-            past_actions = np.stack(self._actions[len(self._actions) - context:])
+            rows = np.array(self._action_rows(actions, count))  # a copy: the episode keeps its own
+            pipeline = self.pipeline
+            checked = pipeline.prepare_actions(rows, count)  # the model's action range, NaN: refused here
             # The seed follows from the session's seed and the frame the step starts at, so undoing a step
             # and taking it again with the same actions gives the same frames (other actions: what they change).
             seed = int(np.random.SeedSequence([self.seed, self._length]).generate_state(1)[0] >> 1)
+            generator = torch.Generator(device=pipeline.device).manual_seed(seed)
             started = time.perf_counter()
-            # pipeline.generate checks the rows against the model's action range before sampling anything.
-            result = self.pipeline.generate(frames=past_frames, actions=np.concatenate([past_actions, rows]),
-                                            n_frames=context + count, seed=seed, **self.options)
+            with torch.no_grad(), pipeline._autocast():
+                window = self._window_for_step()
+                slices_before = window.slices_done
+                # The slice's rows: those of its frames already shown (a start shorter than a slice), then the step's.
+                shown = [torch.from_numpy(row).to(pipeline.device) for row in self._actions[len(self._actions)
+                                                                                        - (self.fpl - count):]]
+                slice_rows = torch.cat([torch.stack(shown), checked]) if shown else checked
+                window.next_slice(slice_rows[None], generator)
+                # Decoded with the window's earlier slices, the context the VQ-VAE decodes in.
+                new = pipeline.decode(window.grid())[0, -count:]
             seconds = time.perf_counter() - started
-            new = result.frames[0, context:]
             self._frames.extend(new)
-            self._actions.extend(rows.copy())
+            self._actions.extend(rows)
             self._length += count
             self._steps.append(count)
+            self._step_windows.append((window, slices_before))
             if self.max_frames is not None and len(self._frames) > self.max_frames:
                 drop = len(self._frames) - self.max_frames
                 del self._frames[:drop]
@@ -186,4 +202,41 @@ class PlaySession:
                 # Steps whose frames are gone cannot be undone.
                 while self._steps and sum(self._steps) > len(self._frames) - self.fpl:
                     self._steps.pop(0)
+                    self._step_windows.pop(0)
             return PlayStep(new.copy(), seconds, len(self._frames))
+
+    def _frame_tensor(self, first: int, count: int) -> torch.Tensor:
+        """Episode frames first .. first+count-1 (counted as _length) as a model video (1, 3, count, H, W)."""
+        index = first - (self._length - len(self._frames))
+        return self.pipeline._as_model_video(np.stack(self._frames[index:index + count])[None])
+
+    def _window_for_step(self) -> SliceSampler:
+        """The window the next slice is sampled in: the current one while it has room; a full one slides to
+        its last context_slices slices (their codes and cache inputs as sampled, nothing re-encoded); without
+        one (start, undo past a window), a window from the last frames, encoded."""
+        pipeline, cfg = self.pipeline, self.pipeline.config
+        options = SamplingOptions(**self.options)
+        window = self._window
+        if window is not None and not window.full:
+            window.picker.options = options  # settings changed since the window began take effect
+            return window
+        n_cond = cfg.n_cond_frames
+        if window is not None:
+            shift = window.slices_done - self.context_slices
+            first = self._window_first + shift * self.fpl
+            self._window = SliceSampler(
+                pipeline.prior, frames=self._frame_tensor(first, n_cond) if n_cond else None,
+                actions=window.actions[:, shift * self.fpl:], prefix=window.grid()[:, shift:], options=options,
+                quantize=pipeline.quantize)
+        else:
+            partial = self._length % self.fpl  # a start shorter than a slice: its conditioning frames
+            context = partial or min(len(self._frames) // self.fpl, self.context_slices) * self.fpl
+            first = self._length - context
+            video = self._frame_tensor(first, context)
+            prefix = None if partial else pipeline.encode_prefix(video, context // self.fpl)
+            actions = None if partial else torch.from_numpy(np.stack(self._actions[-context:]))[None]
+            self._window = SliceSampler(pipeline.prior, frames=video[:, :, :n_cond] if n_cond else None,
+                                        actions=None if actions is None else actions.to(pipeline.device),
+                                        prefix=prefix, options=options, quantize=pipeline.quantize)
+        self._window_first = first
+        return self._window

@@ -228,6 +228,17 @@ class VideoGPT(PretrainedMixin, nn.Module):
         condition = self.condition(batch, frames, labels, actions, drop)
         return new_state(self, condition, batch, quantize, static)
 
+    @torch.no_grad()
+    def set_actions(self, state: DecodeState, labels=None, actions=None, drop: torch.Tensor | None = None) -> None:
+        """Give a running generation new class / action rows, the frames' keys and values kept: a player
+        chooses each latent slice's actions just before it is sampled. Positions already fed keep what they
+        saw; the rows of time steps not yet reached take effect. Not for a static (CUDA-graph) state."""
+        cond = self.condition_vector(state.batch, labels, actions, drop)
+        blocks = [BlockCondition([norm.affine(cond) for norm in block.norms()], old.frame_kv)
+                  for block, old in zip(self.blocks, state.condition.blocks, strict=True)]
+        state.condition = Condition(blocks, self.norm.affine(cond))
+        state.step_conditions.clear()
+
     def _apply(self, fn, recurse=True):
         # .to() / .cuda() / .half(): decoding copies and kept decode states are of the old device or dtype.
         self._decoders.clear()

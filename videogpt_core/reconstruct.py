@@ -20,6 +20,7 @@ import torch
 from videogpt_core.codec_windows import reconstruct_in_windows
 from videogpt_core.data.transforms import resize_center_crop, to_model_video
 from videogpt_core.metrics import psnr_per_frame, ssim
+from videogpt_core.model_folders import codec_folder, model_name
 from videogpt_core.vqvae import VQVAE
 
 MAX_FRAMES = 1000  # longer inputs are refused unless the caller picks a span or raises the cap
@@ -83,21 +84,9 @@ class CodecResult:
 
 def load_codec(folder: str | os.PathLike, device: str | torch.device = "cpu") -> Codec:
     """The VQ-VAE of a VQ-VAE folder, a pipeline folder (vqvae/) or a training run folder (model/)."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise FileNotFoundError(f"checkpoint folder not found: {folder}")
-    if not folder.is_dir():
-        raise ValueError(f"{folder} is a file; --checkpoint takes a folder: a VQ-VAE folder (config.json + "
-                         "model.safetensors), a pipeline folder with vqvae/, or a training run with model/")
-    for candidate in (folder / "vqvae", folder / "model", folder):
-        if (candidate / "config.json").is_file():
-            vqvae = VQVAE.from_pretrained(candidate, map_location=device)  # a prior's folder is refused by kind
-            # A bare vqvae/ or model/ folder is named after the folder around it (e.g. checkpoints/pusher).
-            name = folder.resolve().parent.name if folder.name in ("vqvae", "model") and candidate == folder \
-                else folder.name
-            return Codec(name=name, path=candidate, vqvae=vqvae)
-    raise ValueError(f"{folder} holds no codec: expected config.json + model.safetensors of a VQ-VAE, a "
-                     "pipeline folder with vqvae/, or a training run folder with model/")
+    path = codec_folder(folder)
+    vqvae = VQVAE.from_pretrained(path, map_location=device)  # a prior's folder is refused by its kind
+    return Codec(name=model_name(folder), path=path, vqvae=vqvae)
 
 
 def check_resolution(resolution: int, codecs: list[Codec]) -> int:

@@ -74,6 +74,31 @@ def draw(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
     return (probs / noise).argmax(-1)
 
 
+class CodePicker:
+    """Logits -> codes under one generation's sampling options. With guidance every input is doubled: the
+    second half of the batch is the same inputs with the condition dropped (`drop`)."""
+
+    def __init__(self, options: SamplingOptions, batch: int, device: torch.device,
+                 generator: torch.Generator | None):
+        self.options, self.generator = options, generator
+        self.drop = torch.arange(2 * batch, device=device) >= batch if options.guided else None
+        self.rows = batch * (2 if self.drop is not None else 1)  # the batch the prior runs
+
+    def doubled(self, x: torch.Tensor | None) -> torch.Tensor | None:
+        return torch.cat([x, x]) if self.drop is not None and x is not None else x
+
+    def target(self, logits: torch.Tensor) -> torch.Tensor:
+        """The filtered logits to sample from: guidance mixed in, then temperature / top-k / top-p."""
+        options = self.options
+        if self.drop is not None:
+            cond, uncond = logits.float().chunk(2)
+            logits = uncond + options.cfg_scale * (cond - uncond)
+        return filter_logits(logits, options.temperature, options.top_k, options.top_p)
+
+    def pick(self, logits: torch.Tensor) -> torch.Tensor:
+        return draw(self.target(logits), self.generator)
+
+
 def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, actions=None,
                    prefix: torch.Tensor | None = None, options: SamplingOptions | None = None,
                    generator: torch.Generator | None = None,
@@ -101,30 +126,13 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
             raise ValueError(f"prefix must be (batch={batch}, n < {length}) codes, got {tuple(prefix.shape)}")
         codes[:, :n_known] = prefix
 
-    drop = None
-    if options.guided:  # second half of the batch: the same inputs with the condition dropped
-        drop = torch.arange(2 * batch, device=device) >= batch
-        frames = None if frames is None else torch.cat([frames, frames])
-        labels = None if labels is None else torch.cat([labels, labels])
-        actions = None if actions is None else torch.cat([actions, actions])
+    picker = CodePicker(options, batch, device, generator)
     # A compiled CUDA step (CUDA graphs) wants static shapes, a position tensor and a state at fixed
     # addresses; eager decoding a Python int.
     static = getattr(prior, "static_decode", False)
-    state = prior.start_decoding(batch * (2 if drop is not None else 1), frames=frames, labels=labels,
-                                 actions=actions, drop=drop, quantize=quantize, static=static)
-
-    def target(logits: torch.Tensor) -> torch.Tensor:
-        """The filtered logits to sample from: guidance mixed in, then temperature / top-k / top-p."""
-        if drop is not None:
-            cond, uncond = logits.float().chunk(2)
-            logits = uncond + options.cfg_scale * (cond - uncond)
-        return filter_logits(logits, options.temperature, options.top_k, options.top_p)
-
-    def pick(logits: torch.Tensor) -> torch.Tensor:
-        return draw(target(logits), generator)
-
-    def doubled(x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x, x]) if drop is not None else x
+    state = prior.start_decoding(picker.rows, frames=picker.doubled(frames), labels=picker.doubled(labels),
+                                 actions=picker.doubled(actions), drop=picker.drop, quantize=quantize, static=static)
+    pick, doubled = picker.pick, picker.doubled
 
     position_ids = torch.arange(length, device=device)
 
@@ -135,7 +143,7 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
             with torch.no_grad():
                 logits = prior.prefill(state, doubled(codes[:, :n_known]))
                 codes[:, n_known] = pick(logits)
-            yield from speculative_loop(prior, state, codes, n_known, draft_tokens, draft, target, doubled,
+            yield from speculative_loop(prior, state, codes, n_known, draft_tokens, draft, picker.target, doubled,
                                         generator, stats)
             return
         with torch.no_grad():

@@ -278,15 +278,11 @@ class CodeDataset(Dataset):
 
 
 def load_vqvae(checkpoint: str | Path):
-    """A VQ-VAE folder (config.json + weights), or a pipeline folder holding one in vqvae/."""
+    """The VQ-VAE of a VQ-VAE folder, a pipeline folder (vqvae/) or a training run folder (model/)."""
     from videogpt_core import VQVAE
+    from videogpt_core.model_folders import codec_folder
 
-    directory = Path(checkpoint)
-    if not directory.exists():
-        raise FileNotFoundError(f"checkpoint folder not found: {directory}")
-    if (directory / "vqvae").is_dir():
-        directory = directory / "vqvae"
-    return VQVAE.from_pretrained(directory)
+    return VQVAE.from_pretrained(codec_folder(checkpoint))
 
 
 def _encode_dataset_command(args: argparse.Namespace) -> int:

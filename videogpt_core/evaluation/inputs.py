@@ -11,30 +11,24 @@ from torch.utils.data import Dataset
 from videogpt_core.checkpoints import CONFIG_NAME, load_models
 from videogpt_core.data import HDF5_SUFFIXES, open_dataset
 from videogpt_core.data.transforms import ClipWindows
+from videogpt_core.model_folders import codec_folder, pipeline_folder_in
 from videogpt_core.prior import VideoGPT
 from videogpt_core.vqvae import VQVAE
 
+
 def load_checkpoint(directory: str | os.PathLike) -> tuple[VQVAE, VideoGPT | None]:
-    """(vqvae, prior or None) from a pipeline folder (vqvae/ + prior/), a folder with only vqvae/, or a
-    VQ-VAE folder (config.json + model.safetensors). Models are on the CPU."""
-    directory = Path(directory)
-    if not directory.exists():
-        raise FileNotFoundError(f"checkpoint not found: {directory}; pass a VQ-VAE folder (config.json + "
-                                "model.safetensors) or a pipeline folder (vqvae/ + prior/)")
-    if not directory.is_dir():
-        raise ValueError(f"{directory} is a file; --checkpoint takes a VQ-VAE folder or a pipeline folder")
-    if (directory / "vqvae").is_dir() and (directory / "prior").is_dir():
-        return load_models(directory)
-    if (directory / "vqvae").is_dir():
-        return VQVAE.from_pretrained(directory / "vqvae"), None
+    """(vqvae, prior or None) from a pipeline folder (vqvae/ + prior/), a folder with only vqvae/, a VQ-VAE
+    folder (config.json + model.safetensors) or a training run folder (model/). Models are on the CPU."""
+    directory = Path(directory).expanduser()
+    pipeline = pipeline_folder_in(directory) if directory.is_dir() else None
+    if pipeline is not None:
+        return load_models(pipeline)
+    directory = codec_folder(directory)  # or an error saying which folders would do
     config_path = directory / CONFIG_NAME
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{directory} holds neither {CONFIG_NAME} (a VQ-VAE folder) nor vqvae/ and "
-                                "prior/ (a pipeline folder)")
     try:
         kind = json.loads(config_path.read_text()).get("model_kind")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        kind = None  # VQVAE.from_pretrained reports the bad file
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        kind = None  # VQVAE.from_pretrained reports the missing or bad file
     if kind == VideoGPT.model_kind:
         raise ValueError(f"{directory} holds a prior alone, which cannot be evaluated without its VQ-VAE; pass "
                          "the pipeline folder that holds both vqvae/ and prior/")

@@ -1,0 +1,44 @@
+"""demo/model_card.py: a card generated from the configs, or the model's README.md, with metrics beside it."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from demo_helpers import make_checkpoints
+
+from demo.model_card import model_card
+from demo.model_registry import NO_MODEL_MESSAGE, ModelRegistry
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def registry(folders):
+    return ModelRegistry.from_paths([next(iter(folders.values())).parent], device="cpu")
+
+
+def test_generated_model_card(registry):
+    card = model_card(registry, "pusher-tiny")
+    assert card.startswith("# pusher-tiny")
+    assert "a first frame" in card and "per-frame actions (dx, dy)" in card
+    assert "| `n_codes` | 16 |" in card and "| prior |" in card and "M |" in card
+    assert "No metrics files" in card
+
+
+def test_model_card_prefers_readme_and_shows_metrics(folders, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(folders["digits-tiny"], tmp_path / "digits-copy")
+    (copy / "eval.json").write_text(json.dumps({"psnr": 31.23456, "fvd": 100, "nested": {"skip": 1}}))
+    registry = ModelRegistry.from_paths([copy], device="cpu")
+    card = model_card(registry, "digits-copy")
+    assert "### eval" in card and "| psnr | 31.23 |" in card and "nested" not in card
+    (copy / "README.md").write_text("---\nlicense: mit\n---\n# Digits\nTrained for 1 hour.\n")
+    assert model_card(registry, "digits-copy") == "# Digits\nTrained for 1 hour.\n"
+
+
+def test_no_model_card_without_models(tmp_path):
+    assert model_card(ModelRegistry.from_paths([tmp_path], device="cpu"), None) == NO_MODEL_MESSAGE

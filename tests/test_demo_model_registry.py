@@ -1,0 +1,63 @@
+"""demo/model_registry.py: the pipeline folders a demo serves, their configs read up front, weights loaded once,
+and folders that cannot be read reported instead of served."""
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from demo_helpers import make_checkpoints
+
+from demo.model_registry import ModelRegistry
+from videogpt_core.pipeline import VideoGPTPipeline
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def registry(folders):
+    return ModelRegistry.from_paths([next(iter(folders.values())).parent], device="cpu")
+
+
+def test_registry_finds_every_pipeline_folder(folders, registry):
+    assert registry.names == sorted(folders)
+    assert registry.problems == []
+    info = registry.info("pusher-tiny")
+    assert info.needs_frames and info.action_dim == 2 and not info.class_names
+    assert registry.info("digits-tiny").class_names == ["zero", "one", "two"]
+    assert registry.info("uncond-tiny").conditioning() == "nothing (unconditional)"
+
+
+def test_empty_registry_says_where_models_go(tmp_path):
+    registry = ModelRegistry.from_paths([tmp_path], device="cpu")
+    assert registry.names == []
+    assert "checkpoints/" in registry.status_message() and "--checkpoint" in registry.status_message()
+    with pytest.raises(gr.Error, match="No model found"):
+        registry.info("anything")
+
+
+def test_unreadable_folder_is_reported_not_fatal(folders, tmp_path):
+    broken = tmp_path / "broken"
+    (broken / "vqvae").mkdir(parents=True)
+    (broken / "prior").mkdir()
+    (broken / "vqvae" / "config.json").write_text("{not json")
+    registry = ModelRegistry({"broken": broken, "digits-tiny": folders["digits-tiny"]}, device="cpu")
+    assert registry.names == ["digits-tiny"]
+    assert "broken" in registry.status_message() and "not valid JSON" in registry.status_message()
+
+
+def test_models_are_loaded_once(registry):
+    assert registry.pipeline("uncond-tiny") is registry.pipeline("uncond-tiny")
+
+
+def test_a_model_that_fails_to_compile_is_served_uncompiled(folders, monkeypatch, capsys):
+    def no_compiler(pipeline):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(VideoGPTPipeline, "warm_up", no_compiler)
+    registry = ModelRegistry({"digits-tiny": folders["digits-tiny"]}, device="cpu", compile=True)
+    pipeline = registry.pipeline("digits-tiny")
+    assert not pipeline.compiled
+    assert "could not compile model digits-tiny" in capsys.readouterr().err
+    assert pipeline.generate(label="one", seed=0).frames.shape[0] == 1
