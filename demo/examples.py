@@ -76,7 +76,29 @@ def write_examples(directory: Path = EXAMPLES_DIR, n_frames: int = 16) -> list[P
         seen.add(episode.label)
         if len(seen) == 4:
             break
-    return written + write_reconstruct_examples(directory)
+    return written + write_world_start_frames(directory) + write_reconstruct_examples(directory)
+
+
+def write_world_start_frames(directory: Path = EXAMPLES_DIR, count: int = 4) -> list[Path]:
+    """First frames of ViZDoom and FetchPush test episodes (the seeds `make-dataset` keeps for testing), the
+    start frames of those worlds' models. A world whose optional package is missing is skipped with a note."""
+    from PIL import Image
+
+    from videogpt_core.data.worlds import get_world, split_seeds
+
+    written: list[Path] = []
+    for name in ("vizdoom", "fetchpush"):
+        world = get_world(name)
+        for index, seed in enumerate(split_seeds("test", count)):
+            try:
+                frame = world.generate(int(seed), 1).frames[0]
+            except ImportError as error:
+                print(f"skipped the {name} start frames: {error}")
+                break
+            path = directory / f"{name}-test-{index}.png"
+            Image.fromarray(frame).save(path)
+            written.append(path)
+    return written
 
 
 RECONSTRUCT_CLIP_FRAMES = 32  # two 16-frame windows: the tab shows how a codec works window by window

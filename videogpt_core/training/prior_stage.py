@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,9 +10,10 @@ from torch.utils.data import Dataset
 
 from videogpt_core.action_range import action_range_of
 from videogpt_core.config import VideoGPTConfig, config_from_dict
+from videogpt_core.model_folders import codec_folder
 from videogpt_core.prior import VideoGPT
 from videogpt_core.training.prior_task import PriorTask
-from videogpt_core.training.run_folder import MODEL_DIR, saved_task
+from videogpt_core.training.run_folder import saved_task
 from videogpt_core.training.stage_options import PriorStageOptions, announce_size, apply_size
 from videogpt_core.training.trainer import Trainer
 from videogpt_core.training.trainer_config import TrainerConfig, TrainResult
@@ -21,11 +21,8 @@ from videogpt_core.vqvae import VQVAE
 
 
 def _load_vqvae(path: str) -> tuple[VQVAE, str]:
-    folder = Path(path)
-    if (folder / "vqvae").is_dir() and not (folder / "config.json").is_file():
-        folder = folder / "vqvae"  # a pipeline folder, or a train-vqvae run's model folder
-    elif (folder / MODEL_DIR).is_dir() and not (folder / "config.json").is_file():
-        folder = folder / MODEL_DIR  # a train-vqvae run folder
+    """A VQ-VAE folder, a pipeline folder or a train-vqvae run (see model_folders.py)."""
+    folder = codec_folder(path)
     return VQVAE.from_pretrained(folder), str(folder)
 
 
