@@ -19,6 +19,7 @@ import torch
 
 from benchmarks.common import (AMP_DTYPES, CONDITIONS, ModelSize, Timing, add_common_arguments, autocast,
                                build_models, measure, positive_ints, random_conditions, report, setup_device)
+from videogpt_core.decode_step import DECODE_MODES, DecodeStep
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
 from videogpt_core.prior import Condition, VideoGPT
 from videogpt_core.quantization import QUANTIZE_MODES
@@ -67,12 +68,14 @@ def window_starts(length: int, window: int) -> list[int]:
 
 
 def time_our_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, device: torch.device,
-                     amp: str, repeats: int, quantize: str | None = None) -> list[dict[str, Any]]:
+                     amp: str, repeats: int, quantize: str | None = None,
+                     step: DecodeStep | None = None) -> list[dict[str, Any]]:
     """Median seconds per token step (decode_step + filter + draw) in windows at the start, middle and end."""
     t, h, w = prior.latent_shape
     length = t * h * w
     window = min(window, length - 1)
-    static = getattr(prior, "static_decode", False)
+    step = step or DecodeStep.eager(prior)
+    static = step.static
     position_ids = torch.arange(length, device=device)
     generator = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad(), autocast(device, amp):
@@ -92,8 +95,7 @@ def time_our_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, dev
                 logits = first_logits
                 for position in range(start + 1, start + 1 + window):
                     code = pick(logits, generator)
-                    where = position_ids[position:position + 1] if static else position
-                    logits = prior.decode_step(state, code, where)
+                    logits = step.run(state, code, step.where(position, position_ids))
                 pick(logits, generator)
 
         cpu = time.process_time()
@@ -200,13 +202,13 @@ def time_first_slice_and_video(pipeline: VideoGPTPipeline, batch: int,
 def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     vqvae, prior = build_models(size, args.cond, device)
     pipeline = VideoGPTPipeline(vqvae, prior, device=device, amp_dtype=AMP_DTYPES[args.amp], compile=args.compile,
-                                quantize=args.quantize)
+                                quantize=args.quantize, decode_mode=args.decode_mode)
     t, h, w = prior.latent_shape
     length, slice_len = t * h * w, h * w
     rows = []
     for batch in args.batch:
         inputs = random_conditions(prior, batch, device)
-        static = getattr(prior, "static_decode", False)
+        static = pipeline.decode_step.static
 
         def start_generation():
             state = prior.start_decoding(batch, quantize=args.quantize, static=static, **inputs)
@@ -223,7 +225,8 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
         common = dict(size=size.name, batch=batch, tokens=length, start_s=start.median_s,
                       decode_first_slice_s=decode_first.median_s, decode_video_s=decode_all.median_s)
 
-        ours = time_our_windows(prior, batch, inputs, args.window, device, args.amp, args.repeats, args.quantize)
+        ours = time_our_windows(prior, batch, inputs, args.window, device, args.amp, args.repeats, args.quantize,
+                                pipeline.decode_step)
         points = [(r["position"], r["step_s"]) for r in ours]
         tokens_s = total_time(points, 0, length)
         row = dict(common, sampler="ours (KV cache)" + (f", {args.quantize}" if args.quantize else ""), windows=ours,
@@ -274,7 +277,7 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
 
 def benchmark_checkpoint(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     pipeline = load_pipeline(args.checkpoint, device=device, threads=args.threads, compile=args.compile,
-                             amp_dtype=AMP_DTYPES[args.amp], quantize=args.quantize)
+                             amp_dtype=AMP_DTYPES[args.amp], quantize=args.quantize, decode_mode=args.decode_mode)
     t, h, w = pipeline.prior.latent_shape
     rows = []
     for batch in args.batch:
@@ -301,6 +304,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--cond", choices=CONDITIONS, default="none",
                         help="conditioning of the random priors (the reference BAIR prior: frame)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decode step, as the pipeline does")
+    parser.add_argument("--decode-mode", choices=DECODE_MODES, default=None,
+                        help="how the decode step runs, instead of what --compile chooses for the device")
     parser.add_argument("--amp", choices=list(AMP_DTYPES), default="none", help="autocast dtype")
     parser.add_argument("--quantize", choices=QUANTIZE_MODES, default=None,
                         help="int8 prior weights in the cached decode step (CPU only; the naive sampler stays float)")

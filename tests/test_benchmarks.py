@@ -84,13 +84,9 @@ def test_sampling_harness_smoke(tmp_path, capsys):
 @pytest.mark.slow
 def test_sampling_harness_times_the_cuda_graph_step(tmp_path, capsys, monkeypatch):
     # What `--device cuda --compile` runs (the static step, its kept states), compiled here on the CPU.
-    import videogpt_core.pipeline as pipeline_module
-
-    compile_step = pipeline_module.compile_decode_step
-    monkeypatch.setattr(pipeline_module, "compile_decode_step", lambda prior, cuda_graphs: compile_step(prior, True))
     out = tmp_path / "sampling.json"
     sampling.main(["--sizes", "tiny", "--batch", "1", "--device", "cpu", "--window", "4", "--repeats", "1",
-                   "--cond", "frame+actions", "--compile", "--no-naive", "--no-reference", "--full", "--json", str(out)])
+                   "--cond", "frame+actions", "--decode-mode", "cuda_graph", "--no-naive", "--no-reference", "--full", "--json", str(out)])
     row, = read_report(capsys, out)["results"]
     assert row["ms_per_step"] > 0 and row["first_generation_s"] > 0
     assert isinstance(row["cudagraph_skips"], int)  # reported (on a CPU it counts the graphs, not captured)

@@ -13,7 +13,7 @@ from tiny_models import LONGER_VQVAE, greedy_codes, tiny_pipeline
 from videogpt_core.checkpoints import save_pipeline
 from videogpt_core.non_finite import NonFiniteLogitsError
 from videogpt_core.data.transforms import to_model_video
-from videogpt_core.pipeline import VideoGPTPipeline, compile_decode_step, load_pipeline
+from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
 
 
 def random_video(n_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -293,10 +293,13 @@ def test_compiled_decode_step_samples_what_eager_samples(shapes):
     # CPU; "static" (position tensors, whole cache masked) is what it does on CUDA, compiled here on the CPU.
     eager = tiny_pipeline("class")
     twin = tiny_pipeline("class")
-    compiled = VideoGPTPipeline(twin.vqvae, twin.prior, device="cpu", vqvae_bf16=False, compile=True)
-    assert compiled.compiled and not getattr(compiled.prior, "static_decode", False)
-    if shapes == "static":
-        compile_decode_step(twin.prior, cuda_graphs=True)  # replaces the CPU compile
+    mode = "compiled" if shapes == "dynamic" else "cuda_graph"
+    compiled = VideoGPTPipeline(twin.vqvae, twin.prior, device="cpu", vqvae_bf16=False, compile=True,
+                                decode_mode=None if mode == "compiled" else mode)
+    assert compiled.compiled and compiled.decode_step.mode == mode
+    # The mode is the pipeline's: the prior's own step stays eager for another pipeline sharing it.
+    shared = VideoGPTPipeline(twin.vqvae, twin.prior, device="cpu", vqvae_bf16=False)
+    assert shared.decode_step.mode == "eager" and compiled.decode_step.mode == mode
     for seed in (3, 4):
         expected = eager.generate(n=2, label="run", seed=seed, top_k=8)
         assert torch.equal(compiled.generate(n=2, label="run", seed=seed, top_k=8).codes, expected.codes)
@@ -322,8 +325,8 @@ def test_the_cuda_graph_step_writes_only_static_inputs(monkeypatch):
 
     monkeypatch.setattr(output_code.CompiledFxGraph, "__init__", record)
     torch._dynamo.reset()
-    pipeline = tiny_pipeline("all")
-    compile_decode_step(pipeline.prior, cuda_graphs=True)
+    plain = tiny_pipeline("all")
+    pipeline = VideoGPTPipeline(plain.vqvae, plain.prior, device="cpu", vqvae_bf16=False, decode_mode="cuda_graph")
     actions = np.zeros((pipeline.sequence_length, pipeline.config.action_dim), np.float32)
     # torch's own patch context: a cached graph skips __init__, and a monkeypatched config entry is
     # deleted on undo by recent pytest, which hides the setting from later tests.

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from tiny_models import LONGER_VQVAE, tiny_pipeline
 
+from videogpt_core.decode_step import DecodeStep
 from videogpt_core.play import PlaySession
 
 ACTIONS = dict(action_dim=2, action_embed_dim=6, action_range=[[-3.0, 3.0], [-3.0, 3.0]])
@@ -58,7 +59,7 @@ def test_steps_keep_the_window_cache_and_slide_without_re_encoding(pipeline, mon
 
     monkeypatch.setattr(pipeline, "encode_prefix", counted("encode", pipeline.encode_prefix))
     monkeypatch.setattr(prior, "prefill", counted("prefill", prior.prefill))
-    monkeypatch.setattr(prior, "decode_step", counted("step", prior.decode_step))
+    monkeypatch.setattr(pipeline, "decode_step", DecodeStep("eager", counted("step", prior.decode_step)))
     t, h, w = prior.latent_shape
     session = PlaySession(pipeline, start_image(), seed=4)
     play(session, [[1.0, 0.0]] * t)  # fills the first window

@@ -9,6 +9,7 @@ import torch
 
 from tiny_models import (CONDITIONINGS, greedy_codes, random_inputs, tiny_prior, tiny_vqvae,
                          unconditional_twin)
+from videogpt_core.decode_step import DecodeStep
 from videogpt_core.prior import VideoGPT
 from videogpt_core.sampling import SamplingOptions, draw, filter_logits, generate_codes
 from videogpt_core.speculative import DRAFTS, SpeculationStats, accept_proposals, propose
@@ -91,11 +92,7 @@ def test_static_position_loop_samples_the_same_codes(vqvae):
     prior = tiny_prior(vqvae, "class")
     inputs = random_inputs(prior, batch=2)
     eager = final_codes(prior, 2, seed=11, **inputs)
-    prior.static_decode = True
-    try:
-        static = final_codes(prior, 2, seed=11, **inputs)
-    finally:
-        del prior.static_decode
+    static = final_codes(prior, 2, seed=11, step=DecodeStep("cuda_graph", prior.decode_step), **inputs)
     assert torch.equal(eager, static)
 
 
@@ -125,17 +122,15 @@ def test_static_decoding_keeps_one_state_per_shape_for_one_generation_at_a_time(
     assert prior._decoders == {}
 
     # The sampling loop gives its state back when it finishes and when it is stopped early.
-    prior.static_decode = True
-    try:
-        slice_len = prior.latent_shape[1] * prior.latent_shape[2]
-        for prefix in (None, torch.zeros(2, slice_len, dtype=torch.long)):  # stopped in a sampled / given slice
-            steps = generate_codes(prior, 2, generator=torch.Generator().manual_seed(0), prefix=prefix, **inputs)
-            next(steps)
-            assert sum(state.in_use for states in prior._static_states.values() for state in states) == 1
-            steps.close()
-            assert not any(state.in_use for states in prior._static_states.values() for state in states)
-    finally:
-        del prior.static_decode
+    static_step = DecodeStep("cuda_graph", prior.decode_step)  # the CUDA-graph loop, run eagerly
+    slice_len = prior.latent_shape[1] * prior.latent_shape[2]
+    for prefix in (None, torch.zeros(2, slice_len, dtype=torch.long)):  # stopped in a sampled / given slice
+        steps = generate_codes(prior, 2, generator=torch.Generator().manual_seed(0), prefix=prefix, step=static_step,
+                               **inputs)
+        next(steps)
+        assert sum(state.in_use for states in prior._static_states.values() for state in states) == 1
+        steps.close()
+        assert not any(state.in_use for states in prior._static_states.values() for state in states)
 
 
 def test_generate_codes_yields_once_per_slice_and_fills_slices_in_order(vqvae):

@@ -20,6 +20,7 @@ from videogpt_core.action_range import check_actions_in_range
 from videogpt_core.checkpoints import load_models
 from videogpt_core.codec_windows import pad_to_window, reconstruct_in_windows
 from videogpt_core.data.transforms import from_model_video, resize_center_crop, to_model_video
+from videogpt_core.decode_step import DecodeStep, default_decode_mode
 from videogpt_core.non_finite import NonFiniteLogitsError
 from videogpt_core.prior import VideoGPT
 from videogpt_core.quantization import check_quantize
@@ -90,34 +91,20 @@ def whole_number(value, name: str, low: int, high: int | None = None) -> int:
     return int(value)
 
 
-def compile_decode_step(prior: VideoGPT, cuda_graphs: bool) -> None:
-    """torch.compile the prior's decode step (for CUDA graphs, or for a CPU), replacing any compiled before."""
-    step = VideoGPT.decode_step.__get__(prior)  # the eager step, also when an earlier pipeline compiled it
-    if cuda_graphs:
-        # Static shapes (a position tensor, the whole cache under a mask; a graph per batch size) and a
-        # decode state at fixed addresses, so a CUDA graph recorded once replays for every token.
-        prior.decode_step = torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False)
-        prior.static_decode = True
-    else:
-        # A CPU step should read only the filled part of the cache, so its length stays dynamic; compiling
-        # fuses the step's few hundred small ops (BAIR size, int8: 12.4 -> 10.2 ms per token here).
-        prior.decode_step = torch.compile(step, dynamic=True, fullgraph=True)
-        prior.__dict__.pop("static_decode", None)
-
-
 class VideoGPTPipeline:
     source: str = "this pipeline"  # named in errors about the model; from_pretrained sets the folder
 
     def __init__(self, vqvae: VQVAE, prior: VideoGPT, device: str | torch.device | None = None,
                  threads: int | None = None, amp_dtype: torch.dtype | None = None,
                  vqvae_bf16: bool | None = None, compile: bool = False, quantize: str | None = None,
-                 draft_tokens: int | None = None, draft: str = "left"):
+                 draft_tokens: int | None = None, draft: str = "left", decode_mode: str | None = None):
         """device: 'cuda' when available, else 'cpu' by default. threads: torch CPU threads (batch-1 token
         decoding is often fastest with 1). amp_dtype: autocast dtype on CUDA (torch.bfloat16 /
         torch.float16). vqvae_bf16: decode frames in bfloat16 on the CPU (default: where the CPU has native
         bf16). compile: torch.compile the decode step (on CUDA with static shapes and CUDA graphs,
         mode='reduce-overhead'; on a CPU with a dynamic cache length). Compiling takes 20-60 s: `warm_up()`
-        does it up front, else the first generations pay it.
+        does it up front, else the first generations pay it. decode_mode: "eager", "compiled" or "cuda_graph"
+        (see decode_step.py), instead of what `compile` chooses for the device.
         quantize: 'int8' samples with int8 prior weights (CPU only; faster at batch 1, logits within ~2 %).
         draft_tokens / draft: exact speculative sampling, k codes scored per verify pass (see speculative.py);
         off by default: on the shipped models at temperature 1 too few copied codes are accepted to pay."""
@@ -137,9 +124,11 @@ class VideoGPTPipeline:
         if vqvae_bf16 is None:
             vqvae_bf16 = self.device.type == "cpu" and cpu_supports_bf16()
         self.vqvae_bf16 = vqvae_bf16 and self.device.type == "cpu"
-        self.compiled = compile
-        if compile:
-            compile_decode_step(self.prior, cuda_graphs=self.device.type == "cuda")
+        self.decode_step = DecodeStep.build(self.prior, decode_mode or default_decode_mode(compile, self.device))
+
+    @property
+    def compiled(self) -> bool:
+        return self.decode_step.compiled
 
     def warm_up(self, batches: tuple[int, ...] = (1, 2)) -> None:
         """Compile the decode step now for these numbers of sequences (n samples, doubled under guidance)
@@ -148,7 +137,7 @@ class VideoGPTPipeline:
         if not self.compiled:
             return
         cfg = self.prior.config
-        static = getattr(self.prior, "static_decode", False)  # the CUDA-graph step takes a position tensor
+        static, step = self.decode_step.static, self.decode_step.run  # a CUDA-graph step takes position tensors
         with torch.no_grad(), self._autocast():
             for batch in batches:
                 state = self.prior.start_decoding(
@@ -161,11 +150,11 @@ class VideoGPTPipeline:
                 codes = self.prior.prefill(state).argmax(-1)
                 if static:  # one graph for every position; CUDA graph trees run it once, then record it
                     for position in (1, 2, 3):
-                        self.prior.decode_step(state, codes, torch.full((1,), position, device=self.device))
+                        step(state, codes, torch.full((1,), position, device=self.device))
                     state.release()  # generations reuse it, and the graph recorded on its addresses
                 else:  # the last position gets a graph of its own: its view of the cache is the whole cache
                     for position in (1, cfg.seq_len - 1):
-                        self.prior.decode_step(state, codes, position)
+                        step(state, codes, position)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **kwargs) -> "VideoGPTPipeline":
@@ -371,7 +360,7 @@ class VideoGPTPipeline:
                         self.prior, n, frames=cond_frames, labels=labels, actions=window_actions,
                         prefix=None if kept is None else kept.flatten(1), options=options,
                         generator=generator, quantize=self.quantize, draft_tokens=self.draft_tokens,
-                        draft=self.draft, stats=stats)):
+                        draft=self.draft, stats=stats, step=self.decode_step)):
                     if done <= n_kept and window_start:
                         continue  # slices carried over from the previous window were shown already
                     all_codes = torch.cat([all_codes[:, :window_start + first_new], codes[:, first_new:done]], dim=1)

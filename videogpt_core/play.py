@@ -227,7 +227,7 @@ class PlaySession:
             self._window = SliceSampler(
                 pipeline.prior, frames=self._frame_tensor(first, n_cond) if n_cond else None,
                 actions=window.actions[:, shift * self.fpl:], prefix=window.grid()[:, shift:], options=options,
-                quantize=pipeline.quantize)
+                quantize=pipeline.quantize, step=pipeline.decode_step)
         else:
             partial = self._length % self.fpl  # a start shorter than a slice: its conditioning frames
             context = partial or min(len(self._frames) // self.fpl, self.context_slices) * self.fpl
@@ -237,6 +237,7 @@ class PlaySession:
             actions = None if partial else torch.from_numpy(np.stack(self._actions[-context:]))[None]
             self._window = SliceSampler(pipeline.prior, frames=video[:, :, :n_cond] if n_cond else None,
                                         actions=None if actions is None else actions.to(pipeline.device),
-                                        prefix=prefix, options=options, quantize=pipeline.quantize)
+                                        prefix=prefix, options=options, quantize=pipeline.quantize,
+                                        step=pipeline.decode_step)
         self._window_first = first
         return self._window

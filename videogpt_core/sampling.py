@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from videogpt_core.decode_step import DecodeStep
 from videogpt_core.non_finite import check_finite_logits
 from videogpt_core.prior import VideoGPT
 from videogpt_core.speculative import SpeculationStats, accept_proposals, check_draft, propose
@@ -103,7 +104,8 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
                    prefix: torch.Tensor | None = None, options: SamplingOptions | None = None,
                    generator: torch.Generator | None = None,
                    quantize: str | None = None, draft_tokens: int | None = None, draft: str = "left",
-                   stats: SpeculationStats | None = None) -> Iterator[tuple[torch.Tensor, int]]:
+                   stats: SpeculationStats | None = None,
+                   step: DecodeStep | None = None) -> Iterator[tuple[torch.Tensor, int]]:
     """Sample a latent grid in raster order. Yields (codes (B, t, h, w), slices_done) each time a latent
     time slice is complete; codes past the finished slices are 0 or already partly sampled. `prefix` (B, n)
     holds known leading codes. quantize: None (float weights) or "int8" (CPU), see
@@ -112,7 +114,8 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
     draft_tokens: None samples one code per decode step; k >= 2 proposes k - 1 codes by copying (`draft`,
     see speculative.py), scores them in one verify pass and accepts them by speculative sampling: the same
     distribution, fewer passes when proposals are often right. `stats` (a SpeculationStats) is filled with
-    what speculation did. Not with a CUDA-graph step (static decoding), which runs one code per step."""
+    what speculation did. Not with a CUDA-graph step (static decoding), which runs one code per step.
+    step: how the one-token step runs (a pipeline's DecodeStep); default: eager."""
     options = options or SamplingOptions()
     options.check(prior)
     check_draft(draft, draft_tokens)
@@ -127,9 +130,8 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
         codes[:, :n_known] = prefix
 
     picker = CodePicker(options, batch, device, generator)
-    # A compiled CUDA step (CUDA graphs) wants static shapes, a position tensor and a state at fixed
-    # addresses; eager decoding a Python int.
-    static = getattr(prior, "static_decode", False)
+    step = step or DecodeStep.eager(prior)
+    static = step.static
     state = prior.start_decoding(picker.rows, frames=picker.doubled(frames), labels=picker.doubled(labels),
                                  actions=picker.doubled(actions), drop=picker.drop, quantize=quantize, static=static)
     pick, doubled = picker.pick, picker.doubled
@@ -150,9 +152,8 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
             logits = prior.prefill(state, doubled(codes[:, :n_known]))
             for position in range(n_known, length):
                 if position > n_known:
-                    where = position_ids[position:position + 1] if static else position
                     # The code drawn last step, as drawn (contiguous: a compiled step guards on strides).
-                    logits = prior.decode_step(state, doubled(drawn), where)
+                    logits = step.run(state, doubled(drawn), step.where(position, position_ids))
                 drawn = pick(logits)
                 codes[:, position] = drawn
                 if (position + 1) % slice_len == 0:

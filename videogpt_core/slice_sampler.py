@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from videogpt_core.decode_step import DecodeStep
 from videogpt_core.non_finite import check_finite_logits
 from videogpt_core.prior import VideoGPT
 from videogpt_core.sampling import CodePicker, SamplingOptions
@@ -19,13 +20,17 @@ from videogpt_core.sampling import CodePicker, SamplingOptions
 class SliceSampler:
     def __init__(self, prior: VideoGPT, batch: int = 1, *, frames: torch.Tensor | None = None,
                  actions: torch.Tensor | None = None, prefix: torch.Tensor | None = None,
-                 options: SamplingOptions | None = None, quantize: str | None = None):
+                 options: SamplingOptions | None = None, quantize: str | None = None,
+                 step: DecodeStep | None = None):
         """frames: the conditioning frames (B, 3, K, H, W) of a frame-conditional prior. actions: the rows
         (B, n, action_dim) known so far, from the window's first frame (the rest are filled by next_slice).
-        prefix: known leading slices (B, s, h, w), e.g. the last slices of the previous window."""
+        prefix: known leading slices (B, s, h, w), e.g. the last slices of the previous window. step: the
+        pipeline's decode step; a CUDA-graph step is run eagerly here, since a window held between a player's
+        steps would keep a state at the graph's fixed addresses busy for as long as the player plays."""
         cfg = prior.config
         t, h, w = prior.latent_shape
         self.prior, self.batch, self.quantize = prior, batch, quantize
+        self.step = step if step is not None and not step.static else DecodeStep.eager(prior)
         self.slice_len, self.fpl = h * w, cfg.frames_per_latent
         self.options = options or SamplingOptions()
         self.options.check(prior)
@@ -80,11 +85,11 @@ class SliceSampler:
         if self._pending is None:
             logits = self.prior.prefill(self.state, doubled(self.codes[:, : self.position]))
         else:
-            logits = self.prior.decode_step(self.state, doubled(self._pending), self.position)
+            logits = self.step.run(self.state, doubled(self._pending), self.position)
         end = self.position + self.slice_len
         for position in range(self.position, end):
             if position > self.position:
-                logits = self.prior.decode_step(self.state, doubled(drawn), position)
+                logits = self.step.run(self.state, doubled(drawn), position)
             drawn = self.picker.pick(logits)
             self.codes[:, position] = drawn
         check_finite_logits(logits, step + 1)

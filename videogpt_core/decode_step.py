@@ -1,0 +1,60 @@
+"""How a pipeline runs the prior's one-token decode step: eager, compiled for the CPU, or compiled for CUDA graphs.
+
+The mode belongs to the pipeline, not to the prior: two pipelines may share one prior and decode it
+differently. A CUDA-graph step ("cuda_graph") wants static shapes, so it takes the position as a (1,) tensor
+and a decode state kept at fixed addresses (`VideoGPT.start_decoding(static=True)`); the other modes take a
+Python int and read only the filled part of the cache.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+DECODE_MODES = ("eager", "compiled", "cuda_graph")
+
+
+@dataclass(frozen=True)
+class DecodeStep:
+    mode: str
+    run: Callable  # (state, previous codes (B,), position) -> logits (B, n_codes), as VideoGPT.decode_step
+
+    @property
+    def static(self) -> bool:
+        """Positions as tensors and states at fixed addresses (the CUDA-graph step)."""
+        return self.mode == "cuda_graph"
+
+    @property
+    def compiled(self) -> bool:
+        return self.mode != "eager"
+
+    @classmethod
+    def build(cls, prior, mode: str) -> "DecodeStep":
+        if mode not in DECODE_MODES:
+            raise ValueError(f"decode mode must be one of {', '.join(DECODE_MODES)}, got {mode!r}")
+        step = prior.decode_step
+        if mode == "cuda_graph":
+            # Static shapes (the whole cache under a mask; a graph per batch size), so a CUDA graph recorded
+            # once replays for every token.
+            step = torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False)
+        elif mode == "compiled":
+            # A CPU step should read only the filled part of the cache, so its length stays dynamic; compiling
+            # fuses the step's few hundred small ops (BAIR size, int8: 12.4 -> 10.2 ms per token here).
+            step = torch.compile(step, dynamic=True, fullgraph=True)
+        return cls(mode, step)
+
+    @classmethod
+    def eager(cls, prior) -> "DecodeStep":
+        return cls("eager", prior.decode_step)
+
+    def where(self, position: int, position_ids: torch.Tensor) -> int | torch.Tensor:
+        """The position as this step takes it."""
+        return position_ids[position:position + 1] if self.static else position
+
+
+def default_decode_mode(compile: bool, device: torch.device) -> str:
+    """compile=True: CUDA graphs on a GPU, the dynamic-shape compile elsewhere."""
+    if not compile:
+        return "eager"
+    return "cuda_graph" if device.type == "cuda" else "compiled"
