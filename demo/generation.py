@@ -3,7 +3,6 @@ preview after every latent slice, then the mp4 and GIF written; the result is ke
 Continue can extend one sample with new actions."""
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from demo.model_registry import ModelInfo, ModelRegistry
 from demo.output_store import OutputStore
 from demo.user_errors import user_errors
 from videogpt_core.action_range import check_actions_in_range
+from videogpt_core.sliding_window import continuation_frames, given_slices, slices_for
 from videogpt_core.video_io import write_gif, write_mp4
 
 MAX_SAMPLES = 4
@@ -70,8 +70,8 @@ def _prefix_slices(info: ModelInfo, frames: np.ndarray | None, n_frames: int) ->
     """Latent slices that the pipeline encodes from the given frames instead of sampling (as it decides)."""
     if frames is None:
         return 0
-    t = info.latent_shape[0]
-    return min(len(frames) // info.frames_per_latent, t - 1, math.ceil(n_frames / info.frames_per_latent))
+    fpl = info.frames_per_latent
+    return given_slices(len(frames), fpl, info.latent_shape[0], slices_for(n_frames, fpl))
 
 
 def _stream(registry: ModelRegistry, store: OutputStore, info: ModelInfo, *, n: int, frames, label, actions,
@@ -157,10 +157,8 @@ def generate(registry: ModelRegistry, store: OutputStore, model_name: str | None
 def continuation_context(info: ModelInfo, available: int) -> int:
     """How many of the last frames a continuation feeds back: whole latent slices up to one less than the
     window (the pipeline's video-prediction prefix), or, for a one-slice window, the conditioning frames."""
-    fpl, t = info.frames_per_latent, info.latent_shape[0]
-    context = min(available // fpl, t - 1) * fpl
-    if context == 0 and info.needs_frames and available >= info.prior_config.n_cond_frames:
-        context = info.prior_config.n_cond_frames
+    context = continuation_frames(available, info.frames_per_latent, info.latent_shape[0],
+                                  info.prior_config.n_cond_frames)
     if context == 0:
         raise ValueError(f"model {info.name} cannot continue a video: its window is one latent slice and it "
                          "takes no first frame")

@@ -6,7 +6,6 @@ time slice. Videos longer than the prior's window are continued with a sliding w
 from __future__ import annotations
 
 import contextlib
-import math
 import numbers
 import os
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from videogpt_core.non_finite import NonFiniteLogitsError
 from videogpt_core.prior import VideoGPT
 from videogpt_core.quantization import check_quantize
 from videogpt_core.sampling import SamplingOptions, generate_codes
+from videogpt_core.sliding_window import given_slices, next_window_start, padded_action_frames, slices_for
 from videogpt_core.speculative import SpeculationStats, check_draft
 from videogpt_core.vqvae import VQVAE
 
@@ -298,6 +298,18 @@ class VideoGPTPipeline:
 
     def _run(self, n, frames, label, actions, options: SamplingOptions, seed, n_frames,
              progressive: bool) -> Iterator[StreamUpdate]:
+        """Check the request, then sample window after window (see sliding_window.py) until the video is whole."""
+        request = self._request(n, frames, label, actions, options, seed, n_frames)
+        with torch.no_grad(), self._autocast():
+            progress = self._first_window(request)
+            while True:
+                yield from self._sample_window(request, progress, options, progressive)
+                if progress.codes.shape[1] >= request.total_slices:
+                    return
+                self._slide(request, progress)
+
+    def _request(self, n, frames, label, actions, options: SamplingOptions, seed, n_frames) -> "_Request":
+        """The generation's inputs, checked and on the device (the errors say what to give instead)."""
         cfg = self.prior.config
         n = whole_number(n, "n (number of samples)", 1)
         n_frames = whole_number(cfg.sequence_length if n_frames is None else n_frames, "n_frames", 1)
@@ -305,11 +317,7 @@ class VideoGPTPipeline:
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
         seed = whole_number(seed, "seed", 0, 2**63 - 1)  # 1.5 would silently become seed 1
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-
-        t, h, w = self.prior.latent_shape
-        fpl = cfg.frames_per_latent
-        total_slices = math.ceil(n_frames / fpl)
+        total_slices = slices_for(n_frames, cfg.frames_per_latent)
         labels = None if label is None else torch.full((n,), self.label_index(label), device=self.device)
         if cfg.n_classes and labels is None:
             raise ValueError(f"label is required: this model is class-conditional ({self.class_names})")
@@ -319,78 +327,116 @@ class VideoGPTPipeline:
                 raise ValueError(f"actions ({n_frames}, {cfg.action_dim}) are required: this model is "
                                  "action-conditional")
             action_rows = self.prepare_actions(actions, n_frames)
-            # Pad to whole windows: rows past n_frames only drive frames that are cut off.
-            padded = max(total_slices, t) * fpl
+            padded = padded_action_frames(total_slices, self.prior.latent_shape[0], cfg.frames_per_latent)
             action_rows = torch.cat([action_rows, action_rows.new_zeros(padded - n_frames, cfg.action_dim)])
-
         video = None if frames is None else self.prepare_frames(frames)
-        prefix_slices = 0
-        if video is not None:
-            prefix_slices = min(video.shape[2] // fpl, t - 1, total_slices)
-            if not cfg.n_cond_frames and not prefix_slices:
-                raise ValueError(f"frames given, but this model is not frame-conditional; for video prediction "
-                                 f"give at least {fpl} frames")
-            if cfg.n_cond_frames and video.shape[2] < cfg.n_cond_frames:
-                raise ValueError(f"this model conditions on {cfg.n_cond_frames} first frames; got "
-                                 f"{video.shape[2]}")
-        elif cfg.n_cond_frames:
-            raise ValueError(f"frames are required: this model conditions on {cfg.n_cond_frames} first "
-                             "frame(s) (an image or video, any size)")
+        return _Request(n, n_frames, total_slices, seed, torch.Generator(device=self.device).manual_seed(seed),
+                        labels, action_rows, video, self._given_slices(video, total_slices))
 
-        with torch.no_grad(), self._autocast():
-            prefix = None
-            if prefix_slices:
-                prefix = self.encode_prefix(video, prefix_slices).expand(n, -1, -1, -1)
-            cond_frames = None if not cfg.n_cond_frames else video[:, :, : cfg.n_cond_frames].expand(n, -1, -1, -1, -1)
-            all_codes = torch.zeros(n, 0, h, w, dtype=torch.long, device=self.device)
-            shown = None  # uint8 frames of all_codes' slices
-            window_start = 0  # latent slice where the current window begins
-            tokens_total = total_slices * h * w
-            stats = SpeculationStats()
-            kept = prefix
-            while all_codes.shape[1] < total_slices:
-                window_actions = None if action_rows is None else \
-                    action_rows[window_start * fpl: (window_start + t) * fpl].expand(n, -1, -1)
-                n_kept = 0 if kept is None else kept.shape[1]
-                # The first window's prefix (given frames) belongs to the video's codes; a later window's kept
-                # slices re-encode slices the video has already.
-                first_new = n_kept if window_start else 0
-                slices_needed = min(t, total_slices - window_start)
-                for codes, done in self._named_errors(generate_codes(
-                        self.prior, n, frames=cond_frames, labels=labels, actions=window_actions,
-                        prefix=None if kept is None else kept.flatten(1), options=options,
-                        generator=generator, quantize=self.quantize, draft_tokens=self.draft_tokens,
-                        draft=self.draft, stats=stats, step=self.decode_step)):
-                    if done <= n_kept and window_start:
-                        continue  # slices carried over from the previous window were shown already
-                    all_codes = torch.cat([all_codes[:, :window_start + first_new], codes[:, first_new:done]], dim=1)
-                    window_done = done >= slices_needed
-                    if progressive or window_done:
-                        # A window is decoded whole, in the context its codes were sampled in; a later window
-                        # adds only the frames of its new slices.
-                        window_frames = self.decode(codes[:, :done])
-                        shown = window_frames if not window_start else np.concatenate(
-                            [shown[:, : (window_start + n_kept) * fpl], window_frames[:, n_kept * fpl:]], axis=1)
-                    if progressive or all_codes.shape[1] >= total_slices:
-                        yield StreamUpdate(all_codes.cpu(), shown[:, :n_frames],
-                                           min(all_codes.shape[1] * h * w, tokens_total), tokens_total, int(seed),
-                                           stats.as_dict() if self.draft_tokens else None)
-                    if window_done:
-                        break
-                if all_codes.shape[1] >= total_slices:
-                    break
-                # Slide: the next window continues the last t-1 slices' frames as a video prediction (they are
-                # re-encoded together, so the prior and the decoder see codes in their usual context), with
-                # the conditioning shifted along.
-                window_start = all_codes.shape[1] - (t - 1)
-                if t > 1:
-                    recent = self._as_model_video(shown[:, window_start * fpl:])
-                    kept = self.encode_prefix(recent, t - 1)
-                else:  # a one-slice window keeps nothing; it is conditioned on the last frames shown
-                    kept, recent = None, self._as_model_video(shown[:, -cfg.n_cond_frames:]) if cfg.n_cond_frames \
-                        else None
-                if cfg.n_cond_frames:
-                    cond_frames = recent[:, :, : cfg.n_cond_frames]
+    def _given_slices(self, video: torch.Tensor | None, total_slices: int) -> int:
+        """Slices of the given frames kept as the first window's prefix; refuses frames the model cannot use."""
+        cfg = self.prior.config
+        fpl = cfg.frames_per_latent
+        if video is None:
+            if cfg.n_cond_frames:
+                raise ValueError(f"frames are required: this model conditions on {cfg.n_cond_frames} first "
+                                 "frame(s) (an image or video, any size)")
+            return 0
+        kept = given_slices(video.shape[2], fpl, self.prior.latent_shape[0], total_slices)
+        if not cfg.n_cond_frames and not kept:
+            raise ValueError(f"frames given, but this model is not frame-conditional; for video prediction "
+                             f"give at least {fpl} frames")
+        if cfg.n_cond_frames and video.shape[2] < cfg.n_cond_frames:
+            raise ValueError(f"this model conditions on {cfg.n_cond_frames} first frames; got {video.shape[2]}")
+        return kept
+
+    def _first_window(self, request: "_Request") -> "_Progress":
+        cfg, (h, w) = self.prior.config, self.prior.latent_shape[1:]
+        n, video = request.n, request.video
+        kept = None
+        if request.prefix_slices:
+            kept = self.encode_prefix(video, request.prefix_slices).expand(n, -1, -1, -1)
+        cond_frames = None if not cfg.n_cond_frames else video[:, :, : cfg.n_cond_frames].expand(n, -1, -1, -1, -1)
+        return _Progress(codes=torch.zeros(n, 0, h, w, dtype=torch.long, device=self.device), shown=None,
+                         window_start=0, kept=kept, cond_frames=cond_frames, stats=SpeculationStats())
+
+    def _sample_window(self, request: "_Request", progress: "_Progress", options: SamplingOptions,
+                       progressive: bool) -> Iterator[StreamUpdate]:
+        """Sample one window, appending its new slices to progress.codes and their frames to progress.shown."""
+        fpl = self.prior.config.frames_per_latent
+        t, h, w = self.prior.latent_shape
+        start, n, kept = progress.window_start, request.n, progress.kept
+        actions = None if request.action_rows is None else \
+            request.action_rows[start * fpl: (start + t) * fpl].expand(n, -1, -1)
+        n_kept = 0 if kept is None else kept.shape[1]
+        # The first window's prefix (given frames) belongs to the video's codes; a later window's kept slices
+        # re-encode slices the video has already.
+        first_new = n_kept if start else 0
+        slices_needed = min(t, request.total_slices - start)
+        tokens_total = request.total_slices * h * w
+        for codes, done in self._named_errors(generate_codes(
+                self.prior, n, frames=progress.cond_frames, labels=request.labels, actions=actions,
+                prefix=None if kept is None else kept.flatten(1), options=options, generator=request.generator,
+                quantize=self.quantize, draft_tokens=self.draft_tokens, draft=self.draft, stats=progress.stats,
+                step=self.decode_step)):
+            if done <= n_kept and start:
+                continue  # slices carried over from the previous window were shown already
+            progress.codes = torch.cat([progress.codes[:, :start + first_new], codes[:, first_new:done]], dim=1)
+            window_done = done >= slices_needed
+            if progressive or window_done:
+                # A window is decoded whole, in the context its codes were sampled in; a later window adds only
+                # the frames of its new slices.
+                window_frames = self.decode(codes[:, :done])
+                progress.shown = window_frames if not start else np.concatenate(
+                    [progress.shown[:, : (start + n_kept) * fpl], window_frames[:, n_kept * fpl:]], axis=1)
+            if progressive or progress.codes.shape[1] >= request.total_slices:
+                yield StreamUpdate(progress.codes.cpu(), progress.shown[:, :request.n_frames],
+                                   min(progress.codes.shape[1] * h * w, tokens_total), tokens_total, request.seed,
+                                   progress.stats.as_dict() if self.draft_tokens else None)
+            if window_done:
+                return
+
+    def _slide(self, request: "_Request", progress: "_Progress") -> None:
+        """The next window continues the last t - 1 slices' frames as a video prediction (re-encoded together,
+        so the prior and the decoder see codes in their usual context), its conditioning shifted along."""
+        cfg, t = self.prior.config, self.prior.latent_shape[0]
+        fpl = cfg.frames_per_latent
+        progress.window_start = next_window_start(progress.codes.shape[1], t)
+        if t > 1:
+            recent = self._as_model_video(progress.shown[:, progress.window_start * fpl:])
+            progress.kept = self.encode_prefix(recent, t - 1)
+        else:  # a one-slice window keeps nothing; it is conditioned on the last frames shown
+            progress.kept = None
+            recent = self._as_model_video(progress.shown[:, -cfg.n_cond_frames:]) if cfg.n_cond_frames else None
+        if cfg.n_cond_frames:
+            progress.cond_frames = recent[:, :, : cfg.n_cond_frames]
+
+
+@dataclass
+class _Request:
+    """One generation's checked inputs."""
+
+    n: int
+    n_frames: int
+    total_slices: int
+    seed: int
+    generator: torch.Generator
+    labels: torch.Tensor | None
+    action_rows: torch.Tensor | None  # (frames of whole windows, action_dim)
+    video: torch.Tensor | None  # the given frames (1, 3, T, H, W)
+    prefix_slices: int  # slices of the given frames kept as the first window's prefix
+
+
+@dataclass
+class _Progress:
+    """Where a generation stands between windows."""
+
+    codes: torch.Tensor  # (n, slices so far, h, w)
+    shown: np.ndarray | None  # uint8 frames of those slices
+    window_start: int  # the slice where the current window begins
+    kept: torch.Tensor | None  # the current window's prefix codes (n, s, h, w)
+    cond_frames: torch.Tensor | None
+    stats: SpeculationStats
 
 
 def load_pipeline(directory: str | os.PathLike, **kwargs) -> VideoGPTPipeline:
