@@ -22,7 +22,10 @@ def pusher():
     return videogpt_core.load_pipeline(CHECKPOINTS / "pusher", threads=1)
 
 
-@pytest.mark.parametrize("name", ["pusher", "digits"])
+WORLD_MODELS = {"vizdoom": 3, "fetchpush": 4}  # name: action columns
+
+
+@pytest.mark.parametrize("name", ["pusher", "digits", *WORLD_MODELS])
 def test_folders_are_complete_small_and_documented(name):
     folder = CHECKPOINTS / name
     files = [p for p in folder.rglob("*") if p.is_file()]
@@ -86,3 +89,36 @@ def test_the_general_codec_is_complete_documented_and_reconstructs_a_photo_clip(
     _, results, _ = compare_codecs(codecs, frames, resolution=64)
     general, pusher_codec = results
     assert general.psnr >= 23.0 and general.psnr > pusher_codec.psnr + 5
+
+
+@pytest.mark.parametrize("world", WORLD_MODELS)
+def test_world_models_roll_their_world_forward_from_a_test_frame(world):
+    from demo.action_presets import preset_actions, presets_for
+    from videogpt_core.video_io import read_image
+
+    pipeline = videogpt_core.load_pipeline(CHECKPOINTS / world, threads=1)
+    cfg = pipeline.config
+    assert cfg.n_cond_frames == 1 and cfg.action_dim == WORLD_MODELS[world] and not cfg.n_classes
+    assert (REPO / "checkpoints" / world / "README.md").read_text().count("videogpt eval") >= 2
+    start = read_image(REPO / "demo" / "examples" / f"{world}-test-0.png")
+    actions = preset_actions(presets_for(world)[0], 8, cfg.action_dim, world=world, action_range=cfg.action_range)
+    frames = pipeline.generate(frames=start, actions=actions, n_frames=8, seed=0).frames[0]
+    assert frames.shape == (8, 64, 64, 3) and frames.std() > 5  # not blank
+    first = psnr_per_frame(to_model_video(start[None]), to_model_video(frames[:1])).item()
+    assert first > 20, first  # the world starts where the given frame is
+
+
+@pytest.mark.slow
+def test_vizdoom_turns_the_way_it_is_told():
+    from demo.action_presets import preset_actions
+    from videogpt_core.evaluation.vizdoom_world import horizontal_shifts
+    from videogpt_core.video_io import read_image
+
+    pipeline = videogpt_core.load_pipeline(CHECKPOINTS / "vizdoom", threads=1)
+    start = read_image(REPO / "demo" / "examples" / "vizdoom-test-0.png")
+    shift = {}
+    for preset in ("turn left", "turn right"):
+        actions = preset_actions(preset, 16, 3, world="vizdoom")
+        frames = pipeline.generate(frames=start, actions=actions, seed=1).frames[0]
+        shift[preset] = float(horizontal_shifts(frames[1:]).mean())  # + = the scene moves right
+    assert shift["turn left"] > 0.5 and shift["turn right"] < -0.5, shift
