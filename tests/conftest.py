@@ -19,3 +19,19 @@ def demo_server(tmp_path_factory):
     # The frames + actions model first: it is the one the page opens with.
     with running_demo([folders["pusher-tiny"], folders["digits-tiny"], folders["uncond-tiny"]]) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """The three tiny checkpoints (frames + actions, class, unconditional) of demo_helpers, for one module."""
+    from demo_helpers import make_checkpoints
+
+    return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def registry(folders):
+    """The demo's model registry over those checkpoints (CPU)."""
+    from demo.model_registry import ModelRegistry
+
+    return ModelRegistry.from_paths([next(iter(folders.values())).parent], device="cpu")

@@ -6,7 +6,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import pytest
-from demo_helpers import RESOLUTION, WINDOW, make_checkpoints, still_image
+from demo_helpers import RESOLUTION, WINDOW, still_image
 from PIL import Image
 
 from demo.action_input import actions_table
@@ -14,19 +14,9 @@ from demo.action_presets import preset_actions
 from demo.display_images import display_scale
 from demo.generation import GenerationUpdate, continuation_context, continue_generation
 from demo.generation import generate as generate_updates
-from demo.model_registry import ModelRegistry
+
 from demo.output_store import OutputStore
 from videogpt_core.video_io import probe_stream
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
-
-
-@pytest.fixture(scope="module")
-def registry(folders):
-    return ModelRegistry.from_paths([next(iter(folders.values())).parent], device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,6 @@
 """demo/layout.py: on Hugging Face ZeroGPU Spaces every event that runs a model is wrapped in spaces.GPU."""
 from __future__ import annotations
 
-import pytest
-from demo_helpers import make_checkpoints
-
-from demo.model_registry import ModelRegistry
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
-
-
-@pytest.fixture(scope="module")
-def registry(folders):
-    return ModelRegistry.from_paths([next(iter(folders.values())).parent], device="cpu")
-
 
 def test_generation_runs_under_spaces_gpu_when_available(registry, monkeypatch):
     import importlib

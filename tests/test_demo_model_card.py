@@ -3,21 +3,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from demo_helpers import make_checkpoints
 
 from demo.model_card import model_card
 from demo.model_registry import NO_MODEL_MESSAGE, ModelRegistry
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
-
-
-@pytest.fixture(scope="module")
-def registry(folders):
-    return ModelRegistry.from_paths([next(iter(folders.values())).parent], device="cpu")
 
 
 def test_generated_model_card(registry):

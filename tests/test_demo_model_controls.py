@@ -3,22 +3,10 @@ from __future__ import annotations
 
 import os
 
-import pytest
-from demo_helpers import WINDOW, make_checkpoints
+from demo_helpers import WINDOW
 
 from demo.examples import example_frames, example_videos
 from demo.model_controls import DEFAULT_GUIDANCE, example_path, model_controls
-from demo.model_registry import ModelRegistry
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
-
-
-@pytest.fixture(scope="module")
-def registry(folders):
-    return ModelRegistry.from_paths([next(iter(folders.values())).parent], device="cpu")
 
 
 def test_model_controls_follow_the_conditioning(registry):

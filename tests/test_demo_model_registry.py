@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
-from demo_helpers import make_checkpoints
+
 
 from demo.model_registry import ModelRegistry
 from videogpt_core.pipeline import VideoGPTPipeline
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return make_checkpoints(tmp_path_factory.mktemp("checkpoints"))
-
-
-@pytest.fixture(scope="module")
-def registry(folders):
-    return ModelRegistry.from_paths([next(iter(folders.values())).parent], device="cpu")
 
 
 def test_registry_finds_every_pipeline_folder(folders, registry):
