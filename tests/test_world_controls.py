@@ -65,3 +65,14 @@ def test_every_control_table_is_shown():
     for controls in (pusher_controls(), fetchpush_controls(), controls_for("vizdoom", 4)):
         rows = controls.describe()
         assert len(rows) == len(controls.controls) and all(all(cell for cell in row) for row in rows)
+
+
+def test_rows_stay_inside_the_models_action_range():
+    # FetchPush episodes are recorded with the gripper closed (-1..0): a model trained on them refuses +1.
+    trained = [[-1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0], [-1.0, 0.0]]
+    controls = controls_for("fetchpush", 4, trained)
+    assert controls.row(["extra"])[3] == 0.0 and controls.row([])[3] == -1.0
+    assert fetchpush_controls().row(["extra"])[3] == 1.0  # the world itself allows a fully open gripper
+    for held in (["left", "up", "extra"], ["raise"], []):
+        row = controls.row(held)
+        assert all(low <= value <= high for value, (low, high) in zip(row, trained, strict=True))

@@ -7,6 +7,7 @@ limited to the world's speed and clipped to its action range.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -179,7 +180,18 @@ def world_of_model(model_name: str) -> str | None:
 
 def controls_for(world: str | None, action_dim: int, action_range: list[list[float]] | None = None) -> WorldControls:
     """The controls of `world` for a model with `action_dim` action columns (vizdoom: the scenario with that
-    many buttons); a model of another or no world gets generic arrow controls."""
+    many buttons); a model of another or no world gets generic arrow controls. With the model's action_range
+    (recorded at training), rows are clipped to it too: a key never asks for an action the model never saw
+    (e.g. FetchPush's recorded episodes keep the gripper closed, so Space opens it only as far as they did)."""
+    controls = _world_controls(world, action_dim, action_range)
+    if action_range is None or controls.world == "generic":
+        return controls
+    low = tuple(max(a, float(b[0])) for a, b in zip(controls.low, action_range))
+    high = tuple(min(a, float(b[1])) for a, b in zip(controls.high, action_range))
+    return dataclasses.replace(controls, low=low, high=high)
+
+
+def _world_controls(world: str | None, action_dim: int, action_range: list[list[float]] | None) -> WorldControls:
     if world == "pusher" and action_dim == 2:
         return pusher_controls()
     if world == "fetchpush" and action_dim == 4:

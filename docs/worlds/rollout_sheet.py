@@ -1,0 +1,61 @@
+"""Contact sheet of a world model's rollouts beside the simulator: for each test episode a pair of rows, the
+real 16 frames on top and below them the model's frames from the real first frame and the real actions.
+
+    python docs/worlds/rollout_sheet.py --checkpoint checkpoints/vizdoom --data data/vizdoom/vizdoom.hdf5
+
+Writes ROLLOUTS.png into the checkpoint folder (episodes = the first test episodes of the file; every other
+frame shown, upscaled 2x; seed 0, default sampling).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import h5py
+import numpy as np
+from PIL import Image
+
+import videogpt_core
+
+
+def rollout_rows(pipeline, data: Path, n_episodes: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(real frames, sampled frames), each (T, H, W, 3) uint8, for the first n_episodes test episodes."""
+    window = pipeline.config.sequence_length
+    with h5py.File(data, "r") as file:
+        starts = file["test_idx"][:n_episodes]
+        pairs = []
+        for index, start in enumerate(starts):
+            real = file["test_data"][start:start + window]
+            actions = file["test_actions"][start:start + window].astype(np.float32)
+            sampled = pipeline.generate(frames=real[0], actions=actions, seed=seed + index).frames[0]
+            pairs.append((real, sampled))
+    return pairs
+
+
+def sheet(pairs: list[tuple[np.ndarray, np.ndarray]], step: int = 2, gap: int = 2) -> np.ndarray:
+    def row(frames):
+        return np.concatenate([np.pad(f, ((0, gap), (0, gap), (0, 0)), constant_values=255) for f in frames[::step]],
+                              axis=1)
+
+    blocks = []
+    for real, sampled in pairs:
+        blocks += [row(real), row(sampled), np.full((3 * gap, row(real).shape[1], 3), 255, np.uint8)]
+    return np.concatenate(blocks, axis=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a pipeline folder (first frame + actions)")
+    parser.add_argument("--data", type=Path, required=True, help="the world's .hdf5 file (its test split is used)")
+    parser.add_argument("--episodes", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    pipeline = videogpt_core.load_pipeline(args.checkpoint, device="cpu", threads=1)
+    image = sheet(rollout_rows(pipeline, args.data, args.episodes, args.seed))
+    out = args.checkpoint / "ROLLOUTS.png"
+    Image.fromarray(image).resize((image.shape[1] * 2, image.shape[0] * 2), Image.NEAREST).save(out, optimize=True)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
