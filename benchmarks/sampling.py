@@ -174,7 +174,12 @@ def pipeline_inputs(pipeline: VideoGPTPipeline, seed: int = 0) -> dict[str, Any]
     if cfg.n_classes:
         inputs["label"] = 0
     if cfg.action_dim:
-        inputs["actions"] = rng.normal(size=(cfg.sequence_length, cfg.action_dim)).astype(np.float32)
+        if cfg.action_range:  # inside the range the model was trained on (it refuses others)
+            low, high = np.asarray(cfg.action_range, dtype=np.float64).T
+            rows = rng.uniform(low, high, size=(cfg.sequence_length, cfg.action_dim))
+        else:
+            rows = rng.normal(size=(cfg.sequence_length, cfg.action_dim))
+        inputs["actions"] = rows.astype(np.float32)
     return inputs
 
 
