@@ -144,14 +144,20 @@ def generate(registry: ModelRegistry, store: OutputStore, model_name: str | None
         raise ValueError(f"choose a class: {', '.join(info.class_names)}")
     action_rows = None
     if info.action_dim:
-        action_rows = actions_from_table(actions, info.action_dim)
-        check_actions_in_range(action_rows, info.prior_config.action_range, action_column_names(info.action_dim))
-        if len(action_rows) != n_frames:
-            raise ValueError(f"the action table has {len(action_rows)} rows but {n_frames} frames are asked for: "
-                             "give one row per frame (changing the frame count resizes the table)")
+        action_rows = _table_actions(info, actions, n_frames, "frames are asked for: give one row per frame "
+                                                              "(changing the frame count resizes the table)")
     yield from _stream(registry, store, info, n=n, frames=frames, label=label, actions=action_rows,
                        settings=settings, seed=seed, n_frames=n_frames, keep_from=0, past=None,
                        session_actions=action_rows, verb="Sampling")
+
+
+def _table_actions(info: ModelInfo, table, n_rows: int, what: str) -> np.ndarray:
+    """The action table's rows, checked against the model's trained action range and the frame count."""
+    rows = actions_from_table(table, info.action_dim)
+    check_actions_in_range(rows, info.prior_config.action_range, action_column_names(info.action_dim))
+    if len(rows) != n_rows:
+        raise ValueError(f"the action table has {len(rows)} rows but {n_rows} {what}")
+    return rows
 
 
 def continuation_context(info: ModelInfo, available: int) -> int:
@@ -184,11 +190,7 @@ def continue_generation(registry: ModelRegistry, store: OutputStore, session: Wo
     context = continuation_context(info, len(past))
     action_rows = session_actions = None
     if info.action_dim:
-        new_actions = actions_from_table(actions, info.action_dim)
-        check_actions_in_range(new_actions, info.prior_config.action_range, action_column_names(info.action_dim))
-        if len(new_actions) != n_new:
-            raise ValueError(f"the action table has {len(new_actions)} rows but {n_new} frames are to be added: "
-                             "give one row per new frame")
+        new_actions = _table_actions(info, actions, n_new, "frames are to be added: give one row per new frame")
         previous = session.actions if session.actions is not None else np.zeros((len(past), info.action_dim))
         action_rows = np.concatenate([previous[-context:], new_actions]).astype(np.float32)
         session_actions = np.concatenate([previous, new_actions]).astype(np.float32)

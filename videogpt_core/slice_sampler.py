@@ -32,8 +32,8 @@ class SliceSampler:
         self.prior, self.batch, self.quantize = prior, batch, quantize
         self.step = step if step is not None and not step.static else DecodeStep.eager(prior)
         self.slice_len, self.fpl = h * w, cfg.frames_per_latent
-        self.options = options or SamplingOptions()
-        self.options.check(prior)
+        options = options or SamplingOptions()
+        options.check(prior)
         device = prior.fc_in.weight.device
         self.codes = torch.zeros(batch, t * h * w, dtype=torch.long, device=device)
         self.position = 0
@@ -48,7 +48,7 @@ class SliceSampler:
             self.actions = torch.zeros(batch, cfg.sequence_length, cfg.action_dim, device=device)
             if actions is not None:
                 self.actions[:, : actions.shape[1]] = actions
-        self.picker = CodePicker(self.options, batch, device, None)
+        self.picker = CodePicker(options, batch, device, None)  # picker.options: the settings in force
         self.state = prior.start_decoding(self.picker.rows, frames=self.picker.doubled(frames),
                                           actions=self.picker.doubled(self.actions), drop=self.picker.drop,
                                           quantize=quantize)
