@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
-from demo.model_registry import ModelRegistry  # noqa: E402
+from demo.model_registry import COMPILE_WHEN, ModelRegistry  # noqa: E402
 from demo.layout import CONCURRENCY_LIMIT, build_demo, launch_options  # noqa: E402
 from demo.reconstruct_tab import CodecRegistry  # noqa: E402
 
@@ -48,17 +48,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: CPU cores / concurrent generations, at least 1; token "
                              "by token sampling gains little from more and loses a lot when oversubscribed)")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile each model's decode step while loading it: sampling about twice as "
-                             "fast on a CPU, after about 20-60 s per model at start (needs a C++ compiler; "
-                             "compiled code is cached across restarts)")
+    parser.add_argument("--compile", nargs="?", const="on-load", default="background", choices=COMPILE_WHEN,
+                        help="when to torch.compile each model's decode step (sampling about twice as fast on a "
+                             "CPU; 20-90 s per model, less once cached; needs a C++ compiler, else the model is "
+                             "served uncompiled): background (the default: serve at once, uncompiled until a "
+                             "low-priority thread has compiled it), on-load (bare --compile: before serving "
+                             "it), off")
     parser.add_argument("--no-preload", action="store_true", help="load each model's weights on first use instead "
                                                                   "of at start")
     return parser.parse_args(argv)
 
 
 def build(checkpoints: list[Path] | None = None, device: str | None = None,
-          compile: bool = False) -> tuple[gr.Blocks, ModelRegistry]:
+          compile: str = "off") -> tuple[gr.Blocks, ModelRegistry]:
     """The demo over the given checkpoint folders (default: checkpoints/, which may be missing or empty)."""
     paths = checkpoints or [DEFAULT_CHECKPOINTS]
     registry = ModelRegistry.from_paths(paths, device=device, must_exist=bool(checkpoints), compile=compile)
@@ -74,11 +76,13 @@ def main(argv: list[str] | None = None) -> None:
     global demo, registry
     args = parse_args(argv)
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // CONCURRENCY_LIMIT))
-    if args.checkpoint or args.device or args.compile:
+    if args.checkpoint or args.device:
         demo, registry = build(args.checkpoint, args.device, args.compile)
+    else:  # the module-level demo over checkpoints/: no model is loaded yet, so it compiles as asked
+        registry.compile = args.compile
     if not args.no_preload:
         for name in registry.names:
-            if args.compile:
+            if args.compile == "on-load":
                 print(f"compiling the decode step of {name} (about a minute the first time; cached after)")
             try:
                 registry.pipeline(name)
@@ -87,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     # `docker stop` / Spaces send SIGTERM: exit normally so the temporary folders are removed (atexit).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"serving {len(registry.names)} model(s): {', '.join(registry.names) or 'none'}")
+    if args.compile == "background" and registry.compiler.state:
+        print("compiling their decode steps in the background, one at a time (each samples faster once done)")
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from demo.action_presets import action_column_names
+from demo.background_compile import BackgroundCompiler
 from demo.user_errors import user_error
 from videogpt_core.config import VideoGPTConfig, VQVAEConfig
 from videogpt_core.data.worlds.controls import world_of_model
@@ -18,6 +19,9 @@ from videogpt_core.prior import VideoGPT
 from videogpt_core.vqvae import VQVAE
 
 FRAMES_LIMIT_FACTOR = 4  # at most this many model windows of frames per request (sliding window)
+# When each model's decode step is compiled: never, while loading it (the first request waits), or after it
+# is loaded, while it already serves uncompiled (CPU; on a GPU that means while loading).
+COMPILE_WHEN = ("off", "on-load", "background")
 NO_MODEL_MESSAGE = ("No model found. Put pipeline folders (each holding `vqvae/` and `prior/`) under "
                     "`checkpoints/`, or start the demo with `python app.py --checkpoint DIR`.")
 
@@ -106,9 +110,12 @@ class ModelInfo:
 class ModelRegistry:
     """The models the demo serves: configs read up front, weights loaded on first use and cached."""
 
-    def __init__(self, folders: dict[str, Path], device: str | None = None, compile: bool = False):
+    def __init__(self, folders: dict[str, Path], device: str | None = None, compile: str = "off"):
+        if compile not in COMPILE_WHEN:
+            raise ValueError(f"compile must be one of {', '.join(COMPILE_WHEN)}, got {compile!r}")
         self.device = device
-        self.compile = compile  # torch.compile each decode step, compiled when the model is loaded
+        self.compile = compile  # when each decode step is torch.compiled (COMPILE_WHEN)
+        self.compiler = BackgroundCompiler()
         self.infos: dict[str, ModelInfo] = {}
         self.problems: list[str] = []  # folders that could not be read, shown in the UI
         for name, path in folders.items():
@@ -122,7 +129,7 @@ class ModelRegistry:
 
     @classmethod
     def from_paths(cls, paths: Iterable[str | Path], device: str | None = None,
-                   must_exist: bool = True, compile: bool = False) -> "ModelRegistry":
+                   must_exist: bool = True, compile: str = "off") -> "ModelRegistry":
         return cls(find_pipeline_folders(paths, must_exist), device, compile)
 
     @property
@@ -143,14 +150,19 @@ class ModelRegistry:
             with self._lock:  # two first requests must not load the same weights twice
                 pipeline = self._pipelines.get(name)
                 if pipeline is None:
-                    pipeline = load_pipeline(info.path, device=self.device, compile=self.compile)
-                    try:
-                        pipeline.warm_up()  # compiles now, not in a user's first generation
-                    except Exception as error:  # e.g. no C++ compiler: serve the model uncompiled
-                        print(f"warning: could not compile model {name}, serving it uncompiled: {error}",
-                              file=sys.stderr)
-                        pipeline = load_pipeline(info.path, device=self.device)
+                    pipeline = self._load(name, info.path)
                     self._pipelines[name] = pipeline
+        return pipeline
+
+    def _load(self, name: str, path: Path) -> VideoGPTPipeline:
+        pipeline = load_pipeline(path, device=self.device)
+        if self.compile == "background" and pipeline.device.type == "cpu":
+            self.compiler.submit(name, pipeline)
+        elif self.compile != "off":
+            try:
+                pipeline.compile_decode_step()  # compiles and warms up now, not in a user's first generation
+            except Exception as error:  # e.g. no C++ compiler: serve the model uncompiled
+                print(f"warning: could not compile model {name}, serving it uncompiled: {error}", file=sys.stderr)
         return pipeline
 
     def preload(self) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from benchmarks import sampling, training, vqvae
+from benchmarks import sampling, training, vqvae, weight_reads
 from benchmarks.common import SIZES, build_models, format_table, measure, random_conditions
 from tiny_models import tiny_pipeline, tiny_vqvae
 from videogpt_core.checkpoints import save_pipeline
@@ -122,6 +122,19 @@ def test_vqvae_harness_times_a_trained_codec_at_another_size(tmp_path, capsys):
     rows = read_report(capsys, out)["results"]
     assert [(r["size"], r["resolution"], r["direction"]) for r in rows] == [("codec", 32, "encode"),
                                                                             ("codec", 32, "decode")]
+
+
+def test_weight_reads_count_every_weight_of_a_decode_step(tmp_path, capsys):
+    _, prior = build_models(SIZES["tiny"])
+    per_token = [m.weight for name, m in prior.named_modules() if isinstance(m, torch.nn.Linear)
+                 and not name.startswith("frame")]
+    out = tmp_path / "reads.json"
+    weight_reads.main(["--sizes", "tiny", "--device", "cpu", "--repeats", "2", "--json", str(out)])
+    rows = read_report(capsys, out)["results"]
+    assert [(r["size"], r["dtype"]) for r in rows] == [("tiny", "float32"), ("tiny", "bfloat16")]
+    assert rows[0]["megabytes"] == pytest.approx(sum(w.numel() for w in per_token) * 4 / 1e6)
+    assert rows[1]["megabytes"] == pytest.approx(rows[0]["megabytes"] / 2)
+    assert all(r["ms_per_pass"] > 0 for r in rows)
 
 
 @pytest.mark.slow

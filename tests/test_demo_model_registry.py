@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
+import torch
 
 
 from demo.model_registry import ModelRegistry
@@ -42,12 +43,42 @@ def test_models_are_loaded_once(registry):
 
 
 def test_a_model_that_fails_to_compile_is_served_uncompiled(folders, monkeypatch, capsys):
-    def no_compiler(pipeline):
+    def no_compiler(pipeline, step, batches):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(VideoGPTPipeline, "warm_up", no_compiler)
-    registry = ModelRegistry({"digits-tiny": folders["digits-tiny"]}, device="cpu", compile=True)
+    monkeypatch.setattr(VideoGPTPipeline, "_warm", no_compiler)
+    registry = ModelRegistry({"digits-tiny": folders["digits-tiny"]}, device="cpu", compile="on-load")
     pipeline = registry.pipeline("digits-tiny")
     assert not pipeline.compiled
     assert "could not compile model digits-tiny" in capsys.readouterr().err
     assert pipeline.generate(label="one", seed=0).frames.shape[0] == 1
+
+
+@pytest.mark.slow
+def test_background_compilation_serves_at_once_then_swaps_in_the_compiled_step(folders):
+    registry = ModelRegistry({"digits-tiny": folders["digits-tiny"]}, device="cpu", compile="background")
+    pipeline = registry.pipeline("digits-tiny")  # returns without waiting for the compiler
+    assert registry.compiler.state["digits-tiny"] in ("waiting", "compiling", "compiled")
+    expected = ModelRegistry({"digits-tiny": folders["digits-tiny"]}, device="cpu").pipeline("digits-tiny")
+    assert registry.compiler.wait(timeout=600)
+    assert registry.compiler.state["digits-tiny"] == "compiled" and pipeline.compiled
+    assert torch.equal(pipeline.generate(label="one", seed=2, top_k=4).codes,
+                       expected.generate(label="one", seed=2, top_k=4).codes)
+
+
+def test_a_failed_background_compilation_leaves_the_model_serving(folders, monkeypatch, capsys):
+    def no_compiler(pipeline, step, batches):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(VideoGPTPipeline, "_warm", no_compiler)
+    registry = ModelRegistry({"digits-tiny": folders["digits-tiny"]}, device="cpu", compile="background")
+    pipeline = registry.pipeline("digits-tiny")
+    assert registry.compiler.wait(timeout=60)
+    assert registry.compiler.state["digits-tiny"] == "uncompiled: no C++ compiler" and not pipeline.compiled
+    assert "could not compile model digits-tiny" in capsys.readouterr().err
+    assert pipeline.generate(label="one", seed=0).frames.shape[0] == 1
+
+
+def test_an_unknown_compile_setting_is_refused(folders):
+    with pytest.raises(ValueError, match="compile must be one of off, on-load, background"):
+        ModelRegistry({"digits-tiny": folders["digits-tiny"]}, compile="yes")

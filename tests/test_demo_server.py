@@ -203,6 +203,7 @@ def test_app_command_line_serves_the_given_checkpoints(tmp_path):
     finally:
         output = stop(process)
     assert "serving 2 model(s): digits-tiny, uncond-tiny" in output
+    assert "compiling their decode steps in the background" in output  # the default; serving did not wait
 
 
 def test_app_without_checkpoints_says_so(tmp_path):

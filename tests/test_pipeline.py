@@ -306,6 +306,24 @@ def test_compiled_decode_step_samples_what_eager_samples(shapes):
 
 
 @pytest.mark.slow
+def test_a_step_compiled_while_a_video_streams_takes_over_at_the_next_window():
+    # The demo compiles in the background while it serves: a generation that sees the step change between
+    # two sliding windows samples exactly what an eager one does.
+    eager = tiny_pipeline("class")
+    twin = tiny_pipeline("class")
+    n_frames = eager.sequence_length + 2 * eager.config.frames_per_latent  # three windows
+    expected = eager.generate(label="run", seed=5, top_k=8, n_frames=n_frames)
+    modes, codes = [], None
+    for update in twin.stream(label="run", seed=5, top_k=8, n_frames=n_frames):
+        modes.append(twin.decode_step.mode)
+        if len(modes) == 1:
+            twin.compile_decode_step()
+        codes = update.codes
+    assert modes[0] == "eager" and modes[-1] == "compiled" and twin.compiled
+    assert torch.equal(codes, expected.codes)
+
+
+@pytest.mark.slow
 def test_the_cuda_graph_step_writes_only_static_inputs(monkeypatch):
     # CUDA graph trees skip a graph that writes into a tensor they would copy in at each replay ("skipping
     # cudagraphs due to mutated inputs"): the KV caches must be static inputs, and so should all the state

@@ -191,7 +191,7 @@ def test_two_tabs_play_their_own_worlds_and_leaving_mid_step_frees_the_world(bro
 
 @pytest.fixture(scope="module")
 def pusher_server():
-    """The demo on the shipped pusher model, compiled and warmed up as `python app.py --compile` does."""
+    """The demo on the shipped pusher model, compiled and warmed up as `python app.py --compile on-load` does."""
     if not (PUSHER / "prior").is_dir():
         pytest.skip(f"no shipped pusher checkpoint at {PUSHER}")
     from demo_helpers import free_port
@@ -199,7 +199,7 @@ def pusher_server():
     from demo.model_registry import ModelRegistry
     from demo.layout import build_demo, launch_options
 
-    registry = ModelRegistry.from_paths([PUSHER], device="cpu", compile=True)
+    registry = ModelRegistry.from_paths([PUSHER], device="cpu", compile="on-load")
     registry.preload()
     demo = build_demo(registry)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,

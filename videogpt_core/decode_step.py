@@ -13,6 +13,10 @@ from dataclasses import dataclass
 import torch
 
 DECODE_MODES = ("eager", "compiled", "cuda_graph")
+# Every prior compiled in one process adds its graphs (a few per batch size) to the one code object
+# VideoGPT.decode_step, and dynamo gives up on a code object after 8 by default: a demo serving four
+# models, or a test session, needs more.
+RECOMPILE_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class DecodeStep:
         if mode not in DECODE_MODES:
             raise ValueError(f"decode mode must be one of {', '.join(DECODE_MODES)}, got {mode!r}")
         step = prior.decode_step
+        if mode != "eager":
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
         if mode == "cuda_graph":
             # Static shapes (the whole cache under a mask; a graph per batch size), so a CUDA graph recorded
             # once replays for every token.

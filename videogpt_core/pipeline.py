@@ -134,10 +134,24 @@ class VideoGPTPipeline:
         """Compile the decode step now for these numbers of sequences (n samples, doubled under guidance)
         instead of in the first generation of each. A compiled CPU step covers every batch from 2 up with
         the same graphs, batch 1 with others. Does nothing for an uncompiled pipeline."""
-        if not self.compiled:
+        if self.compiled:
+            self._warm(self.decode_step, batches)
+
+    def compile_decode_step(self, batches: tuple[int, ...] = (1, 2)) -> None:
+        """Compile a decode step for this device, warm it up, then use it in place of the current one.
+
+        Meant for a background thread of a server that starts serving uncompiled: a generation running
+        meanwhile keeps the step it started its window with and takes the compiled one at its next window
+        (both read the same decoding state, and their samples agree, see tests/test_pipeline.py)."""
+        if self.compiled:
             return
+        step = DecodeStep.build(self.prior, default_decode_mode(True, self.device))
+        self._warm(step, batches)
+        self.decode_step = step
+
+    def _warm(self, decode_step: DecodeStep, batches: tuple[int, ...]) -> None:
         cfg = self.prior.config
-        static, step = self.decode_step.static, self.decode_step.run  # a CUDA-graph step takes position tensors
+        static, step = decode_step.static, decode_step.run  # a CUDA-graph step takes position tensors
         with torch.no_grad(), self._autocast():
             for batch in batches:
                 state = self.prior.start_decoding(
