@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from benchmarks.common import report, setup_device
+from demo.action_presets import default_preset, preset_actions
+from videogpt_core.data.worlds.controls import world_of_model
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
 from videogpt_core.sampling import SamplingOptions, generate_codes
 from videogpt_core.speculative import DRAFTS, SpeculationStats
@@ -46,15 +47,19 @@ def variant_names(text: str) -> list[tuple[str, int | None]]:
     return variants
 
 
-def demo_inputs(pipeline: VideoGPTPipeline) -> dict[str, Any]:
-    """The conditioning a demo user gives this model: an example first frame, a push to the right, a class."""
+def demo_inputs(pipeline: VideoGPTPipeline, name: str) -> dict[str, Any]:
+    """The conditioning a demo user first gives model `name`: its world's first example frame (pusher's for
+    a model of no known world) and default action preset (pusher: a push to the right), a class."""
     cfg = pipeline.config
+    world = world_of_model(name)
     inputs: dict[str, Any] = {}
     if cfg.n_cond_frames:
-        image = read_image(EXAMPLES / "pusher-test-0.png")
+        example = EXAMPLES / f"{world}-test-0.png"
+        image = read_image(example if example.is_file() else EXAMPLES / "pusher-test-0.png")
         inputs["frames"] = pipeline.prepare_frames(image)
     if cfg.action_dim:
-        actions = np.array([[0.0, 0.0]] + [[2.5, 0.0]] * (cfg.sequence_length - 1), dtype=np.float32)
+        actions = preset_actions(default_preset(world), cfg.sequence_length, cfg.action_dim, world=world,
+                                 action_range=cfg.action_range)
         inputs["actions"] = pipeline.prepare_actions(actions, cfg.sequence_length)[None]
     if cfg.n_classes:
         inputs["labels"] = torch.tensor([7])
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     device = setup_device("cpu", args.threads)
     pipeline = load_pipeline(args.checkpoint, device=device)
-    inputs = demo_inputs(pipeline)
+    inputs = demo_inputs(pipeline, Path(args.checkpoint).resolve().name)
     options = SamplingOptions(args.temperature, args.top_k, None, args.cfg_scale)
     runs: dict[str, list[dict]] = {}
     loads = []
