@@ -62,7 +62,7 @@ def demo_inputs(pipeline: VideoGPTPipeline, name: str) -> dict[str, Any]:
                                  action_range=cfg.action_range)
         inputs["actions"] = pipeline.prepare_actions(actions, cfg.sequence_length)[None]
     if cfg.n_classes:
-        inputs["labels"] = torch.tensor([7])
+        inputs["labels"] = torch.tensor([min(7, cfg.n_classes - 1)])  # digits: a 7
     return inputs
 
 

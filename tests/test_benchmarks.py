@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from benchmarks import sampling, training, vqvae, weight_reads
+from benchmarks import sampling, speculative, training, vqvae, weight_reads
 from benchmarks.common import SIZES, build_models, format_table, measure, random_conditions
 from tiny_models import tiny_pipeline, tiny_vqvae
 from videogpt_core.checkpoints import save_pipeline
@@ -122,6 +122,20 @@ def test_vqvae_harness_times_a_trained_codec_at_another_size(tmp_path, capsys):
     rows = read_report(capsys, out)["results"]
     assert [(r["size"], r["resolution"], r["direction"]) for r in rows] == [("codec", 32, "encode"),
                                                                             ("codec", 32, "decode")]
+
+
+@pytest.mark.slow
+def test_speculative_harness_reports_acceptance_on_a_world_model(tmp_path, capsys):
+    # A model named after a world is driven by that world's example frame and default preset.
+    pipeline = tiny_pipeline("all")
+    save_pipeline(tmp_path / "pusher-tiny", pipeline.vqvae, pipeline.prior)
+    out = tmp_path / "speculative.json"
+    speculative.main(["--checkpoint", str(tmp_path / "pusher-tiny"), "--rounds", "1", "--variants", "plain,left:2",
+                      "--json", str(out)])
+    rows = {row["variant"]: row for row in read_report(capsys, out)["results"]}
+    assert set(rows) == {"plain", "left:2"}
+    assert rows["plain"]["acceptance"] is None and 0 <= rows["left:2"]["acceptance"] <= 1
+    assert 1 <= rows["left:2"]["positions_per_pass"] <= 2 and rows["left:2"]["speedup_cpu"] > 0
 
 
 def test_weight_reads_count_every_weight_of_a_decode_step(tmp_path, capsys):
