@@ -54,6 +54,27 @@ class DecodeStep:
     def eager(cls, prior) -> "DecodeStep":
         return cls("eager", prior.decode_step)
 
+    def warm(self, prior, batches: tuple[int, ...], quantize: str | None = None) -> None:
+        """Run the step on dummy inputs for these numbers of sequences, so that a compiled step compiles now
+        (every graph a generation of those batch sizes needs), not in a user's first generation."""
+        cfg, device = prior.config, prior.fc_in.weight.device
+        for batch in batches:
+            state = prior.start_decoding(
+                batch, quantize=quantize, static=self.static,
+                frames=torch.zeros(batch, 3, cfg.n_cond_frames, cfg.resolution, cfg.resolution, device=device)
+                if cfg.n_cond_frames else None,
+                labels=torch.zeros(batch, dtype=torch.long, device=device) if cfg.n_classes else None,
+                actions=torch.zeros(batch, cfg.sequence_length, cfg.action_dim, device=device)
+                if cfg.action_dim else None)
+            codes = prior.prefill(state).argmax(-1)
+            if self.static:  # one graph for every position; CUDA graph trees run it once, then record it
+                for position in (1, 2, 3):
+                    self.run(state, codes, torch.full((1,), position, device=device))
+                state.release()  # generations reuse it, and the graph recorded on its addresses
+            else:  # the last position gets a graph of its own: its view of the cache is the whole cache
+                for position in (1, cfg.seq_len - 1):
+                    self.run(state, codes, position)
+
     def where(self, position: int, position_ids: torch.Tensor) -> int | torch.Tensor:
         """The position as this step takes it."""
         return position_ids[position:position + 1] if self.static else position

@@ -150,25 +150,8 @@ class VideoGPTPipeline:
         self.decode_step = step
 
     def _warm(self, decode_step: DecodeStep, batches: tuple[int, ...]) -> None:
-        cfg = self.prior.config
-        static, step = decode_step.static, decode_step.run  # a CUDA-graph step takes position tensors
         with torch.no_grad(), self._autocast():
-            for batch in batches:
-                state = self.prior.start_decoding(
-                    batch, quantize=self.quantize, static=static,
-                    frames=torch.zeros(batch, 3, cfg.n_cond_frames, cfg.resolution, cfg.resolution,
-                                       device=self.device) if cfg.n_cond_frames else None,
-                    labels=torch.zeros(batch, dtype=torch.long, device=self.device) if cfg.n_classes else None,
-                    actions=torch.zeros(batch, cfg.sequence_length, cfg.action_dim, device=self.device)
-                    if cfg.action_dim else None)
-                codes = self.prior.prefill(state).argmax(-1)
-                if static:  # one graph for every position; CUDA graph trees run it once, then record it
-                    for position in (1, 2, 3):
-                        step(state, codes, torch.full((1,), position, device=self.device))
-                    state.release()  # generations reuse it, and the graph recorded on its addresses
-                else:  # the last position gets a graph of its own: its view of the cache is the whole cache
-                    for position in (1, cfg.seq_len - 1):
-                        step(state, codes, position)
+            decode_step.warm(self.prior, batches, self.quantize)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **kwargs) -> "VideoGPTPipeline":
