@@ -24,6 +24,7 @@ from demo.examples import example_frames
 from demo.input_checks import load_start_image
 from demo.model_registry import ModelRegistry
 from demo.output_store import OutputStore
+from demo.play_screen import SCREEN_CSS, SCREEN_HTML, SCREEN_JS
 from videogpt_core.data.worlds import WORLDS, get_world, split_seeds
 from videogpt_core.data.worlds.controls import WorldControls, controls_for, world_of_model
 from videogpt_core.play import PlaySession
@@ -36,7 +37,6 @@ MAX_EPISODE_FRAMES = 3000  # kept for the mp4 (5 min at 10 fps, 37 MB at 64x64);
 # quarter faster on this CPU but drifts: pusher rollouts 18.9 dB vs 21.3 dB over 32 frames (BENCHMARKS.md).
 CONTEXT_SLICES = None
 CONCURRENT_STEPS = 2  # steps computed at once over all players (the machine's cores are few)
-SCREEN_SIZE = 320  # pixels of the on-page screen (frames are scaled up, pixelated)
 DEFAULT_FPS = 10
 
 PLAY_HELP = """**Play**: pick a start (click an example frame, upload an image or load a test episode), then hold
@@ -285,199 +285,6 @@ def test_episode_start(registry: ModelRegistry, name: str | None, index) -> tupl
     except ImportError as error:
         raise gr.Error(str(error), print_exception=False) from None
     return episode.frames, episode.actions
-
-
-# ----------------------------------------------------------------------------- the page's screen
-
-SCREEN_HTML = """
-<div class="play">
-  <canvas class="play-screen" width="SIZE" height="SIZE" tabindex="0" aria-label="the world"></canvas>
-  <div class="play-status">Pick a start.</div>
-  <div class="play-readout">– ms per step · – frames/s</div>
-  <div class="play-pad">
-    {{#each controls}}<button type="button" data-control="{{name}}" title="{{meaning}}">{{symbol}}</button>{{/each}}
-  </div>
-  <div class="play-row">
-    <button type="button" data-op="undo">Undo</button>
-    <button type="button" data-op="reset">Reset</button>
-    <label>Temperature <input class="play-temperature" type="range" min="0.1" max="2" step="0.05" value="1">
-      <span class="play-temperature-value">1.00</span></label>
-  </div>
-</div>
-""".replace("SIZE", str(SCREEN_SIZE))
-
-SCREEN_CSS = """
-.play { display: flex; flex-direction: column; align-items: center; gap: 6px; }
-.play-screen { width: SIZEpx; height: SIZEpx; image-rendering: pixelated; background: #111; border-radius: 6px; }
-.play-status, .play-readout { font-size: 0.9em; min-height: 1.2em; text-align: center; }
-.play-readout { font-variant-numeric: tabular-nums; opacity: 0.8; }
-.play-pad { display: grid; grid-template-columns: repeat(3, 56px); grid-auto-rows: 44px; gap: 4px;
-            justify-content: center; touch-action: none; user-select: none; }
-.play-pad button, .play-row button { border: 1px solid #888; border-radius: 6px; font-size: 1.2em;
-                                     background: rgba(127, 127, 127, 0.15); touch-action: none; }
-.play-pad button.held { background: rgba(99, 102, 241, 0.55); }
-.play-pad button[data-control="up"] { grid-column: 2; grid-row: 1; }
-.play-pad button[data-control="left"] { grid-column: 1; grid-row: 2; }
-.play-pad button[data-control="down"] { grid-column: 2; grid-row: 2; }
-.play-pad button[data-control="right"] { grid-column: 3; grid-row: 2; }
-.play-row { display: flex; gap: 8px; align-items: center; }
-.play-row button { font-size: 1em; padding: 4px 12px; }
-""".replace("SIZE", str(SCREEN_SIZE))
-
-# The page's side: key and button state, the one-call-at-a-time loop, frame pacing and the readout.
-# window.videogptPlay keeps figures a test (or a curious user) can read: latencies of presses made while
-# idle (key down -> first new frame drawn), frame draw times, server milliseconds per step.
-SCREEN_JS = r"""
-const canvas = element.querySelector('.play-screen');
-const context = canvas.getContext('2d');
-context.imageSmoothingEnabled = false;
-const stats = window.videogptPlay = {latencies: [], busyLatencies: [], frameTimes: [], serverMs: [], steps: 0,
-                                     errors: [], episode: null};
-let episode = null, fps = 10, busy = false, pressAt = null, pressWhileBusy = false;
-const held = new Set(), tapped = new Set(), ops = [], queue = [];
-let drawing = false;
-
-const status = text => { element.querySelector('.play-status').textContent = text; };
-const visible = () => element.offsetParent !== null;
-function controlOf(key) {
-  const keymap = props.keymap || {};
-  return keymap[key] || keymap[key.length === 1 ? key.toLowerCase() : key];
-}
-function readout(ms) {
-  const now = performance.now();
-  const recent = stats.frameTimes.filter(t => now - t < 3000);
-  const rate = recent.length > 1 ? (recent.length - 1) / ((recent[recent.length - 1] - recent[0]) / 1000) : 0;
-  const last = stats.latencies.length ? ` · key→frame ${Math.round(stats.latencies[stats.latencies.length - 1])} ms` : '';
-  element.querySelector('.play-readout').textContent =
-    `${Math.round(ms)} ms per step · ${rate.toFixed(1)} frames/s${last}`;
-}
-async function drain() {
-  if (drawing) return;
-  drawing = true;
-  while (queue.length) {
-    const item = queue.shift();
-    if (item.episode !== episode) continue;
-    const image = new Image();
-    image.src = item.uri;
-    try { await image.decode(); } catch (error) { continue; }
-    if (item.episode !== episode) continue;
-    context.drawImage(image, 0, 0, canvas.width, canvas.height);
-    const shown = performance.now();
-    if (item.counts) stats.frameTimes.push(shown);
-    if (item.pressAt !== null) (item.waited ? stats.busyLatencies : stats.latencies).push(shown - item.pressAt);
-    if (stats.frameTimes.length > 2000) stats.frameTimes.splice(0, 1000);
-    // Frames play at the world's rate; a backlog plays faster so the screen never lags the world.
-    const hold = 1000 / fps / (queue.length > 8 ? 3 : 1);
-    if (queue.length) await new Promise(resolve => setTimeout(resolve, hold));
-  }
-  drawing = false;
-}
-function show(payload, counts, press) {
-  if (!payload) return;
-  if (payload.episode !== episode) return;  // a reply about an episode this page has replaced
-  if (payload.error) { status(payload.error); return; }
-  fps = payload.fps || fps;
-  (payload.frames || []).forEach((uri, index) => queue.push({uri, episode, counts,
-    pressAt: index === 0 && press ? press.at : null, waited: press ? press.waited : false}));
-  if (payload.message) status(payload.message);
-  else status(`frame ${payload.length} · step ${payload.steps}`);
-  drain();
-}
-function start(payload) {  // a new episode from the server (start or model change)
-  episode = payload ? payload.episode : null;
-  stats.episode = episode;
-  queue.length = 0; tapped.clear(); pressAt = null;
-  if (!episode) { context.clearRect(0, 0, canvas.width, canvas.height); if (payload) status(payload.message || 'Pick a start.'); return; }
-  canvas.focus({preventScroll: true});  // keys go to the world, not to the control clicked to start
-  show(payload, false, null);
-}
-async function call(name, data) {
-  try { return await server[name](data); }
-  catch (error) { stats.errors.push(String(error)); status(`The server did not answer (${error}); try again.`); return null; }
-}
-async function pump() {
-  if (busy || !episode) return;
-  busy = stats.busy = true;
-  try {
-    while (ops.length) {
-      const op = ops.shift();
-      queue.length = 0;
-      show(await call('play_' + op, {episode}), false, null);
-    }
-    const names = [...new Set([...held, ...tapped])];
-    if (!names.length) return;
-    tapped.clear();
-    const press = pressAt === null ? null : {at: pressAt, waited: pressWhileBusy};
-    pressAt = null;
-    const temperature = Number(element.querySelector('.play-temperature').value);
-    const reply = await call('play_step', {episode, keys: names, temperature});
-    if (reply && !reply.error && reply.episode === episode) { stats.steps += 1; stats.serverMs.push(reply.ms); }
-    show(reply, true, press);
-    if (reply && reply.ms !== undefined) readout(reply.ms);
-  } finally {
-    busy = stats.busy = false;
-  }
-  if (held.size || tapped.size || ops.length) setTimeout(pump, 0);
-}
-function press(name) {
-  if (!episode) { status('Pick a start first: click an example frame, upload an image or load a test episode.'); return; }
-  if (pressAt === null) { pressAt = performance.now(); pressWhileBusy = busy; }
-  held.add(name); tapped.add(name);
-  element.querySelectorAll(`[data-control="${name}"]`).forEach(b => b.classList.add('held'));
-  pump();
-}
-function release(name) {
-  held.delete(name);
-  element.querySelectorAll(`[data-control="${name}"]`).forEach(b => b.classList.remove('held'));
-}
-function releaseAll() { [...held].forEach(release); }
-function typing(target) {
-  if (!target || !target.tagName) return false;
-  const tag = target.tagName.toLowerCase();
-  return tag === 'textarea' || target.isContentEditable || (tag === 'input' && target.type !== 'range');
-}
-function onKeyDown(event) {
-  if (!visible() || typing(event.target) || event.ctrlKey || event.metaKey || event.altKey) return;
-  const name = controlOf(event.key);
-  // Arrows and Space would scroll the page, and Space would click the focused button (an example: a restart),
-  // also in a world without an extra action.
-  if (name || (event.key === ' ' && episode)) event.preventDefault();
-  if (name && !event.repeat) press(name);
-}
-function onKeyUp(event) { const name = controlOf(event.key); if (name) release(name); }
-if (window.videogptPlayDetach) window.videogptPlayDetach();  // a re-mounted screen replaces the old listeners
-document.addEventListener('keydown', onKeyDown);
-document.addEventListener('keyup', onKeyUp);
-window.addEventListener('blur', releaseAll);
-window.videogptPlayDetach = () => {
-  document.removeEventListener('keydown', onKeyDown);
-  document.removeEventListener('keyup', onKeyUp);
-  window.removeEventListener('blur', releaseAll);
-};
-element.addEventListener('pointerdown', event => {
-  const button = event.target.closest('[data-control]');
-  if (button) {
-    event.preventDefault();
-    try { button.setPointerCapture(event.pointerId); } catch (error) { /* synthetic events have no pointer */ }
-    press(button.dataset.control);
-    return;
-  }
-  const op = event.target.closest('[data-op]');
-  if (op && episode) { ops.push(op.dataset.op); pump(); }
-});
-for (const type of ['pointerup', 'pointercancel', 'lostpointercapture']) {
-  element.addEventListener(type, event => {
-    const button = event.target.closest && event.target.closest('[data-control]');
-    if (button) release(button.dataset.control);
-  });
-}
-element.addEventListener('input', event => {
-  if (event.target.classList.contains('play-temperature'))
-    element.querySelector('.play-temperature-value').textContent = Number(event.target.value).toFixed(2);
-});
-watch('value', () => start(props.value));
-if (props.value && props.value.episode) start(props.value);
-"""
 
 
 def build_play_tab(registry: ModelRegistry, demo: gr.Blocks, store: PlayerStore | None = None) -> PlayerStore:
