@@ -28,6 +28,7 @@ from demo.output_store import OutputStore
 from demo.user_errors import named_by_file_name, user_errors
 from videogpt_core.comparison_video import ERROR_SATURATION, side_by_side
 from videogpt_core.config import VQVAEConfig
+from videogpt_core.devices import resolve_device
 from videogpt_core.model_folders import find_codec_folders
 from videogpt_core.reconstruct import Codec, compare_codecs, load_codec
 from videogpt_core.reconstruct_cli import read_clip as read_video_clip
@@ -135,7 +136,6 @@ class CodecRegistry:
             with self._lock:  # two first requests must not load the same weights twice
                 codec = self._codecs.get(name)
                 if codec is None:
-                    from videogpt_core.pipeline import resolve_device
 
                     codec = load_codec(self.infos[name].path, resolve_device(self.device))
                     codec.name = name

@@ -85,10 +85,10 @@ def test_an_unknown_size_is_refused(capsys):
 
 @pytest.mark.parametrize("native_bf16, expected", [(True, "bf16"), (False, "no")])
 def test_auto_precision_is_bf16_on_a_cpu_with_native_bf16(monkeypatch, native_bf16, expected):
-    import videogpt_core.pipeline as pipeline
+    import videogpt_core.training.accelerator as accelerator
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(pipeline, "cpu_supports_bf16", lambda: native_bf16)
+    monkeypatch.setattr(accelerator, "cpu_supports_bf16", lambda: native_bf16)
     assert resolve_mixed_precision("auto") == expected
     assert resolve_mixed_precision("no") == "no"
 

@@ -10,7 +10,6 @@ import numbers
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ from videogpt_core.checkpoints import load_models
 from videogpt_core.codec_windows import pad_to_window, reconstruct_in_windows
 from videogpt_core.data.transforms import from_model_video, resize_center_crop, to_model_video
 from videogpt_core.decode_step import DecodeStep, default_decode_mode
+from videogpt_core.devices import cpu_supports_bf16, resolve_device
 from videogpt_core.non_finite import NonFiniteLogitsError
 from videogpt_core.prior import VideoGPT
 from videogpt_core.quantization import check_quantize
@@ -51,34 +51,6 @@ class GenerationResult:
     codes: torch.Tensor
     seed: int
     speculation: dict | None = None  # see StreamUpdate
-
-
-def cpu_supports_bf16() -> bool:
-    """True where the CPU has native bfloat16 matrix instructions (otherwise bf16 is slower than float32)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """The device to run on ('cuda' when available, else 'cpu'), or a ValueError saying what is available."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"device {device!r} is not a torch device; use 'cpu' or 'cuda' (or 'cuda:N')") from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: this torch build sees no CUDA GPU (torch {torch.__version__}, "
-                             "CUDA " + (torch.version.cuda or "not built in") + "); use --device cpu")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: there are only {torch.cuda.device_count()} CUDA device(s)")
-    elif resolved.type != "cpu":
-        raise ValueError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
-    return resolved
 
 
 def whole_number(value, name: str, low: int, high: int | None = None) -> int:

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from videogpt_core.devices import resolve_device
 from videogpt_core.reconstruct import MAX_FRAMES, compare_codecs, load_codec
 
 DEFAULT_FPS = 10.0
@@ -34,7 +35,6 @@ def read_clip(path: str | Path, start: int = 0, n_frames: int | None = None, max
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
     from videogpt_core.comparison_video import side_by_side
-    from videogpt_core.pipeline import resolve_device
     from videogpt_core.video_io import write_gif, write_mp4
 
     out = Path(args.out)

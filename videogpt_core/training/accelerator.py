@@ -6,6 +6,8 @@ import os
 
 import torch
 
+from videogpt_core.devices import cpu_supports_bf16
+
 
 def has_accelerator_device() -> bool:
     return torch.cuda.is_available() or torch.backends.mps.is_available() \
@@ -17,7 +19,6 @@ def resolve_mixed_precision(mode: str) -> str:
     if mode == "auto":
         if torch.cuda.is_available():
             return "bf16" if torch.cuda.is_bf16_supported() else "no"
-        from videogpt_core.pipeline import cpu_supports_bf16
         # On a CPU with native bf16 matrix instructions bf16 autocast makes both stages' steps faster at the
         # same loss (BENCHMARKS.md); without them it is slower than float32.
         return "bf16" if not has_accelerator_device() and cpu_supports_bf16() else "no"
