@@ -324,6 +324,18 @@ def test_a_step_compiled_while_a_video_streams_takes_over_at_the_next_window():
 
 
 @pytest.mark.slow
+def test_several_priors_compile_in_one_process():
+    # A demo compiles every model it serves: each prior's graphs are counted and looked up apart from the
+    # others' (dynamo's default would pool them all under one limit of 8 and refuse the third prior).
+    # Priors of different shapes (as the shipped models are), so none can reuse another's graphs.
+    pipelines = [tiny_pipeline("class", hidden_dim=width, n_heads=2) for width in (12, 18, 24, 30)]
+    for pipeline in pipelines:
+        pipeline.compile_decode_step()
+        assert pipeline.compiled
+        assert pipeline.generate(n=2, label="run", seed=0, top_k=4).codes.shape[0] == 2
+
+
+@pytest.mark.slow
 def test_the_cuda_graph_step_writes_only_static_inputs(monkeypatch):
     # CUDA graph trees skip a graph that writes into a tensor they would copy in at each replay ("skipping
     # cudagraphs due to mutated inputs"): the KV caches must be static inputs, and so should all the state

@@ -13,10 +13,6 @@ from dataclasses import dataclass
 import torch
 
 DECODE_MODES = ("eager", "compiled", "cuda_graph")
-# Every prior compiled in one process adds its graphs (a few per batch size) to the one code object
-# VideoGPT.decode_step, and dynamo gives up on a code object after 8 by default: a demo serving four
-# models, or a test session, needs more.
-RECOMPILE_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -38,16 +34,17 @@ class DecodeStep:
         if mode not in DECODE_MODES:
             raise ValueError(f"decode mode must be one of {', '.join(DECODE_MODES)}, got {mode!r}")
         step = prior.decode_step
-        if mode != "eager":
-            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+        # isolate_recompiles: every prior's step is the one code object VideoGPT.decode_step, and dynamo would
+        # count all priors' graphs against one limit (8) and look each call up among all of them; a demo
+        # serving four models needs each prior's graphs kept apart.
         if mode == "cuda_graph":
             # Static shapes (the whole cache under a mask; a graph per batch size), so a CUDA graph recorded
             # once replays for every token.
-            step = torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False)
+            step = torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False, isolate_recompiles=True)
         elif mode == "compiled":
             # A CPU step should read only the filled part of the cache, so its length stays dynamic; compiling
             # fuses the step's few hundred small ops (BAIR size, int8: 12.4 -> 10.2 ms per token here).
-            step = torch.compile(step, dynamic=True, fullgraph=True)
+            step = torch.compile(step, dynamic=True, fullgraph=True, isolate_recompiles=True)
         return cls(mode, step)
 
     @classmethod
