@@ -48,12 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: CPU cores / concurrent generations, at least 1; token "
                              "by token sampling gains little from more and loses a lot when oversubscribed)")
-    parser.add_argument("--compile", nargs="?", const="on-load", default="background", choices=COMPILE_WHEN,
-                        help="when to torch.compile each model's decode step (sampling about twice as fast on a "
+    parser.add_argument("--compile", nargs="?", const="on-load", default="off", choices=COMPILE_WHEN,
+                        help="when to torch.compile each model's decode step (sampling up to twice as fast on a "
                              "CPU; 20-90 s per model, less once cached; needs a C++ compiler, else the model is "
-                             "served uncompiled): background (the default: serve at once, uncompiled until a "
-                             "low-priority thread has compiled it), on-load (bare --compile: before serving "
-                             "it), off")
+                             "served uncompiled): off (the default), on-load (bare --compile: before serving it), "
+                             "background (serve at once, compile in a low-priority thread; generations that run "
+                             "while it compiles are up to 10x slower, as the compiler holds Python's GIL)")
     parser.add_argument("--no-preload", action="store_true", help="load each model's weights on first use instead "
                                                                   "of at start")
     return parser.parse_args(argv)

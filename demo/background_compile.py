@@ -1,9 +1,13 @@
 """Compiling the served models' decode steps after the demo has started serving.
 
-A compiled CPU decode step samples about twice as fast, but compiling takes 20-90 s per model. Served
+A compiled CPU decode step samples up to twice as fast, but compiling takes 20-90 s per model. Served
 uncompiled first, each model is compiled by one low-priority worker thread, one model at a time, and
 takes the compiled step at its next sampling window (`VideoGPTPipeline.compile_decode_step`): nobody waits
-for the compiler, and generations running meanwhile keep their samples.
+for the compiler before the first generation, and generations running meanwhile keep their samples. They
+are slow meanwhile, though: the compiler is mostly Python and holds the GIL, and a sampling loop that
+releases it around every small torch op waits for it each time (a pusher video took 23 s instead of 2.3 s
+on a 2-core CPU while another model compiled). So it is `python app.py --compile background`, not the
+default: worth it where the server starts well before its first visitor.
 """
 from __future__ import annotations
 
