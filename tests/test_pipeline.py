@@ -307,8 +307,8 @@ def test_compiled_decode_step_samples_what_eager_samples(shapes):
 
 @pytest.mark.slow
 def test_a_step_compiled_while_a_video_streams_takes_over_at_the_next_window():
-    # The demo compiles in the background while it serves: a generation that sees the step change between
-    # two sliding windows samples exactly what an eager one does.
+    # `python app.py --compile background` compiles while it serves: a generation that sees the step change
+    # between two sliding windows samples exactly what an eager one does.
     eager = tiny_pipeline("class")
     twin = tiny_pipeline("class")
     n_frames = eager.sequence_length + 2 * eager.config.frames_per_latent  # three windows
@@ -325,8 +325,8 @@ def test_a_step_compiled_while_a_video_streams_takes_over_at_the_next_window():
 
 @pytest.mark.slow
 def test_several_priors_compile_in_one_process():
-    # A demo compiles every model it serves: each prior's graphs are counted and looked up apart from the
-    # others' (dynamo's default would pool them all under one limit of 8 and refuse the third prior).
+    # `python app.py --compile` compiles every model it serves: each prior's graphs are counted and looked up
+    # apart from the others' (dynamo's default pools them all under one limit of 8 and refuses one of them).
     # Priors of different shapes (as the shipped models are), so none can reuse another's graphs.
     pipelines = [tiny_pipeline("class", hidden_dim=width, n_heads=2) for width in (12, 18, 24, 30)]
     for pipeline in pipelines:
