@@ -50,13 +50,20 @@ class BackgroundCompiler:
             name, pipeline = self._queue.get()
             self.state[name] = "compiling"
             try:
-                pipeline.compile_decode_step()
-                self.state[name] = "compiled"
-            except Exception as error:  # e.g. no C++ compiler: the model stays served uncompiled
-                self.state[name] = f"uncompiled: {error}"
-                print(f"warning: could not compile model {name}, serving it uncompiled: {error}", file=sys.stderr)
+                self.state[name] = compile_or_keep_eager(name, pipeline)
             finally:
                 self._queue.task_done()
+
+
+def compile_or_keep_eager(name: str, pipeline: VideoGPTPipeline) -> str:
+    """Compile model `name`'s decode step; where that fails (e.g. no C++ compiler) say so and keep serving it
+    uncompiled. Returns "compiled" or "uncompiled: why"."""
+    try:
+        pipeline.compile_decode_step()
+    except Exception as error:
+        print(f"warning: could not compile model {name}, serving it uncompiled: {error}", file=sys.stderr)
+        return f"uncompiled: {error}"
+    return "compiled"
 
 
 def _lower_this_threads_priority() -> None:

@@ -2,14 +2,13 @@
 their configs read up front for the UI (ModelInfo), weights loaded on first use and cached (ModelRegistry)."""
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from demo.action_presets import action_column_names
-from demo.background_compile import BackgroundCompiler
+from demo.background_compile import BackgroundCompiler, compile_or_keep_eager
 from demo.user_errors import user_error
 from videogpt_core.config import VideoGPTConfig, VQVAEConfig
 from videogpt_core.data.worlds.controls import world_of_model
@@ -158,11 +157,8 @@ class ModelRegistry:
         pipeline = load_pipeline(path, device=self.device)
         if self.compile == "background" and pipeline.device.type == "cpu":
             self.compiler.submit(name, pipeline)
-        elif self.compile != "off":
-            try:
-                pipeline.compile_decode_step()  # compiles and warms up now, not in a user's first generation
-            except Exception as error:  # e.g. no C++ compiler: serve the model uncompiled
-                print(f"warning: could not compile model {name}, serving it uncompiled: {error}", file=sys.stderr)
+        elif self.compile != "off":  # compiled and warmed up now, not in a user's first generation
+            compile_or_keep_eager(name, pipeline)
         return pipeline
 
     def preload(self) -> None:

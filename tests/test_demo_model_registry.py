@@ -42,11 +42,16 @@ def test_models_are_loaded_once(registry):
     assert registry.pipeline("uncond-tiny") is registry.pipeline("uncond-tiny")
 
 
-def test_a_model_that_fails_to_compile_is_served_uncompiled(folders, monkeypatch, capsys):
-    def no_compiler(pipeline, step, batches):
+@pytest.fixture
+def no_compiler(monkeypatch):
+    """Compiling fails, as it does on a machine without a C++ compiler."""
+    def fail(pipeline, step, batches):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(VideoGPTPipeline, "_warm", no_compiler)
+    monkeypatch.setattr(VideoGPTPipeline, "_warm", fail)
+
+
+def test_a_model_that_fails_to_compile_is_served_uncompiled(folders, no_compiler, capsys):
     registry = ModelRegistry({"digits-tiny": folders["digits-tiny"]}, device="cpu", compile="on-load")
     pipeline = registry.pipeline("digits-tiny")
     assert not pipeline.compiled
@@ -66,11 +71,7 @@ def test_background_compilation_serves_at_once_then_swaps_in_the_compiled_step(f
                        expected.generate(label="one", seed=2, top_k=4).codes)
 
 
-def test_a_failed_background_compilation_leaves_the_model_serving(folders, monkeypatch, capsys):
-    def no_compiler(pipeline, step, batches):
-        raise RuntimeError("no C++ compiler")
-
-    monkeypatch.setattr(VideoGPTPipeline, "_warm", no_compiler)
+def test_a_failed_background_compilation_leaves_the_model_serving(folders, no_compiler, capsys):
     registry = ModelRegistry({"digits-tiny": folders["digits-tiny"]}, device="cpu", compile="background")
     pipeline = registry.pipeline("digits-tiny")
     assert registry.compiler.wait(timeout=60)
