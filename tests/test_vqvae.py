@@ -97,6 +97,7 @@ def test_downsample_two_uses_a_single_strided_conv_and_works():
     (dict(downsample=(4, 2, 2), sequence_length=6), "divisible"),
     (dict(downsample=(2, 4, 4), resolution=6), "divisible"),
     (dict(n_hiddens=15), "n_hiddens"),
+    (dict(causal=True, downsample=(2, 2, 2)), "its own latent slice"),
 ])
 def test_bad_configs_raise(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -106,6 +107,52 @@ def test_bad_configs_raise(overrides, message):
 def test_config_and_keywords_are_exclusive():
     with pytest.raises(ValueError, match="either a config or keyword"):
         VQVAE(VQVAEConfig(sequence_length=4, resolution=8, downsample=(2, 2, 2)), n_codes=8)
+
+
+# ------------------------------------------------------------------------------------------------ causal time
+
+
+def trained_looking(model: VQVAE) -> VQVAE:
+    """Non-trivial BatchNorm statistics and codebook, so a leak from a later frame would change some code."""
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(random_video((4, 3, 6, 8, 8), seed=7))
+    return model.eval()
+
+
+def test_causal_codes_of_the_first_frames_do_not_depend_on_later_frames():
+    model = trained_looking(tiny_vqvae(causal=True, downsample=(1, 2, 2), sequence_length=6, n_codes=64))
+    video = random_video((2, 3, 6, 8, 8), seed=1)
+    other_future = torch.cat([video[:, :, :3], random_video((2, 3, 3, 8, 8), seed=2)], dim=2)
+    codes = model.encode(video)
+    for k in (1, 3):
+        assert torch.equal(model.encode(video[:, :, :k]), codes[:, :k])
+    assert torch.equal(model.encode(other_future)[:, :3], codes[:, :3])
+    with torch.no_grad():
+        latents, other_latents = model.quantizer_input(video), model.quantizer_input(other_future)
+    assert torch.allclose(latents[:, :, :3], other_latents[:, :, :3], atol=1e-5)
+    # Decoding is causal too: the first frames' pixels come from the first frames' codes alone.
+    assert torch.allclose(model.decode(codes[:, :2]), model.decode(codes)[:, :, :2], atol=1e-5)
+
+
+def test_the_non_causal_codec_does_look_ahead():
+    """The check above can fail: without the option, changing later frames changes earlier codes."""
+    model = trained_looking(tiny_vqvae(downsample=(1, 2, 2), sequence_length=6, n_codes=64))
+    video = random_video((2, 3, 6, 8, 8), seed=1)
+    other_future = torch.cat([video[:, :, :3], random_video((2, 3, 3, 8, 8), seed=2)], dim=2)
+    with torch.no_grad():
+        latents, other_latents = model.quantizer_input(video), model.quantizer_input(other_future)
+    assert (latents[:, :, :3] - other_latents[:, :, :3]).abs().max() > 1e-2
+
+
+def test_configs_without_the_causal_field_load_as_the_reference_codec():
+    from videogpt_core.config import config_from_dict
+
+    config = config_from_dict(VQVAEConfig, dict(sequence_length=8, resolution=8, downsample=[2, 2, 2]))
+    assert config.causal is False
+    assert tiny_vqvae().encoder.convs[0].pad == (1, 1, 1, 1, 1, 1)
+    assert tiny_vqvae(causal=True, downsample=(1, 2, 2)).encoder.convs[0].pad == (1, 1, 1, 1, 3, 0)
 
 
 # ------------------------------------------------------------------------------------------------ codebook

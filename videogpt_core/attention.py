@@ -148,21 +148,24 @@ class MultiHeadAttention(nn.Module):
 
 
 class AxialBlock(nn.Module):
-    """The VQ-VAE's attention: the SUM of full attentions along W, H and T (no position encodings)."""
+    """The VQ-VAE's attention: the SUM of full attentions along W, H and T (no position encodings); causal:
+    along T each frame attends to itself and earlier frames only."""
 
-    def __init__(self, n_hiddens: int, n_heads: int):
+    def __init__(self, n_hiddens: int, n_heads: int, causal: bool = False):
         super().__init__()
+        self.causal = causal
         self.attn_w = MultiHeadAttention(n_hiddens, n_hiddens, n_heads)
         self.attn_h = MultiHeadAttention(n_hiddens, n_hiddens, n_heads)
         self.attn_t = MultiHeadAttention(n_hiddens, n_hiddens, n_heads)
 
     @staticmethod
-    def _along(attn: MultiHeadAttention, x: torch.Tensor, axis: int) -> torch.Tensor:
+    def _along(attn: MultiHeadAttention, x: torch.Tensor, axis: int, causal: bool = False) -> torch.Tensor:
         # x: (B, T, H, W, C); attend along `axis` by moving it next to the channels.
         moved = x.movedim(axis, -2)
-        return attn(moved, moved).movedim(-2, axis)
+        return attn(moved, moved, causal=causal).movedim(-2, axis)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.movedim(1, -1)  # (B, C, T, H, W) -> (B, T, H, W, C)
-        out = self._along(self.attn_w, x, 3) + self._along(self.attn_h, x, 2) + self._along(self.attn_t, x, 1)
+        out = (self._along(self.attn_w, x, 3) + self._along(self.attn_h, x, 2)
+               + self._along(self.attn_t, x, 1, self.causal))
         return out.movedim(-1, 1)

@@ -32,6 +32,9 @@ class VQVAEConfig:
     commitment_cost: float = 0.25
     ema_decay: float = 0.99
     recon_loss_scale: float = 0.06  # the reference divides the MSE by this (about the data variance)
+    # Time-causal: frames 1..k encode the same whatever follows them (each frame its own latent slice, so
+    # downsample (1, h, w)); a world model's given frames are then exact prefix codes. False: the reference.
+    causal: bool = False
 
     def __post_init__(self):
         _check_positive(self, ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "sequence_length",
@@ -45,6 +48,9 @@ class VQVAEConfig:
                 or self.resolution % self.downsample[2]:
             raise ValueError(f"sequence_length {self.sequence_length} and resolution {self.resolution} "
                              f"must be divisible by downsample {self.downsample}")
+        if self.causal and self.downsample[0] != 1:
+            raise ValueError(f"a causal VQ-VAE gives each frame its own latent slice: use downsample (1, h, w), "
+                             f"got {self.downsample}")
         if self.n_hiddens % 2 or self.n_hiddens % self.n_attn_heads:
             raise ValueError(f"n_hiddens ({self.n_hiddens}) must be even and divisible by n_attn_heads")
 

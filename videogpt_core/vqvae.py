@@ -1,5 +1,9 @@
 """The VQ-VAE: a 3D-convolutional video codec with axial-attention residual blocks and an EMA codebook.
 
+Causal option (`VQVAEConfig.causal`): time padded on the past side only and temporal attention masked, each
+frame its own latent slice; frames 1..k then encode (and decode) the same whatever follows them, so a given
+first frame is exact prefix codes for the prior.
+
 Layer structure and parameter names follow the reference implementation, so its checkpoints convert 1:1.
 """
 from __future__ import annotations
@@ -17,12 +21,14 @@ from videogpt_core.config import VQVAEConfig
 from videogpt_core.pretrained import PretrainedMixin
 
 
-def _same_padding(kernel: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, ...]:
-    # Total padding k - s per axis, the extra one in front; F.pad wants the last axis first.
+def _same_padding(kernel: tuple[int, ...], stride: tuple[int, ...], causal: bool = False) -> tuple[int, ...]:
+    # Total padding k - s per axis, the extra one in front; F.pad wants the last axis first. Causal: time (the
+    # first axis) is padded on the past side only, so no output looks at a later frame.
     pads = []
-    for k, s in zip(reversed(kernel), reversed(stride)):
+    for axis, (k, s) in enumerate(zip(reversed(kernel), reversed(stride))):
         p = k - s
-        pads += [p // 2 + p % 2, p // 2]
+        is_time = axis == len(kernel) - 1
+        pads += [p, 0] if causal and is_time else [p // 2 + p % 2, p // 2]
     return tuple(pads)
 
 
@@ -31,12 +37,14 @@ def _triple(x) -> tuple[int, int, int]:
 
 
 class SamePadConv3d(nn.Module):
-    """A Conv3d whose output size is input size / stride (for inputs divisible by the stride)."""
+    """A Conv3d whose output size is input size / stride (for inputs divisible by the stride); causal: output
+    frame t sees input frames <= t only."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, bias: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, bias: bool = True,
+                 causal: bool = False):
         super().__init__()
         kernel_size, stride = _triple(kernel_size), _triple(stride)
-        self.pad = _same_padding(kernel_size, stride)
+        self.pad = _same_padding(kernel_size, stride, causal)
         self.conv = nn.Conv3d(in_channels, out_channels, kernel_size, stride=stride, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -44,12 +52,16 @@ class SamePadConv3d(nn.Module):
 
 
 class SamePadConvTranspose3d(nn.Module):
-    """The transpose of SamePadConv3d: output size is input size * stride."""
+    """The transpose of SamePadConv3d: output size is input size * stride. Causal (time stride 1 only, where
+    the transpose is a convolution with the kernel flipped): output frame t sees input frames <= t."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, bias: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, bias: bool = True,
+                 causal: bool = False):
         super().__init__()
         kernel_size, stride = _triple(kernel_size), _triple(stride)
-        self.pad = _same_padding(kernel_size, stride)
+        if causal and stride[0] != 1:
+            raise ValueError("a causal transposed convolution cannot upsample time (stride 1 in time only)")
+        self.pad = _same_padding(kernel_size, stride, causal)
         self.convt = nn.ConvTranspose3d(in_channels, out_channels, kernel_size, stride=stride, bias=bias,
                                         padding=tuple(k - 1 for k in kernel_size))
 
@@ -58,15 +70,15 @@ class SamePadConvTranspose3d(nn.Module):
 
 
 class AttentionResidualBlock(nn.Module):
-    def __init__(self, n_hiddens: int, n_heads: int):
+    def __init__(self, n_hiddens: int, n_heads: int, causal: bool = False):
         super().__init__()
         self.block = nn.Sequential(
             nn.BatchNorm3d(n_hiddens), nn.ReLU(),
-            SamePadConv3d(n_hiddens, n_hiddens // 2, 3, bias=False),
+            SamePadConv3d(n_hiddens, n_hiddens // 2, 3, bias=False, causal=causal),
             nn.BatchNorm3d(n_hiddens // 2), nn.ReLU(),
             SamePadConv3d(n_hiddens // 2, n_hiddens, 1, bias=False),
             nn.BatchNorm3d(n_hiddens), nn.ReLU(),
-            AxialBlock(n_hiddens, n_heads),
+            AxialBlock(n_hiddens, n_heads, causal=causal),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,7 +87,8 @@ class AttentionResidualBlock(nn.Module):
 
 def _residual_stack(config: VQVAEConfig) -> nn.Sequential:
     return nn.Sequential(
-        *[AttentionResidualBlock(config.n_hiddens, config.n_attn_heads) for _ in range(config.n_res_layers)],
+        *[AttentionResidualBlock(config.n_hiddens, config.n_attn_heads, config.causal)
+          for _ in range(config.n_res_layers)],
         nn.BatchNorm3d(config.n_hiddens), nn.ReLU(),
     )
 
@@ -95,9 +108,10 @@ class Encoder(nn.Module):
         super().__init__()
         n = config.n_hiddens
         self.convs = nn.ModuleList(
-            SamePadConv3d(3 if i == 0 else n, n, 4, stride=s) for i, s in enumerate(_halvings(config.downsample)))
+            SamePadConv3d(3 if i == 0 else n, n, 4, stride=s, causal=config.causal)
+            for i, s in enumerate(_halvings(config.downsample)))
         # The reference takes these in-channels from a loop variable and so crashes on a single halving.
-        self.conv_last = SamePadConv3d(n, n, 3)
+        self.conv_last = SamePadConv3d(n, n, 3, causal=config.causal)
         self.res_stack = _residual_stack(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,7 +127,7 @@ class Decoder(nn.Module):
         strides = _halvings(config.downsample)
         self.res_stack = _residual_stack(config)
         self.convts = nn.ModuleList(
-            SamePadConvTranspose3d(n, 3 if i == len(strides) - 1 else n, 4, stride=s)
+            SamePadConvTranspose3d(n, 3 if i == len(strides) - 1 else n, 4, stride=s, causal=config.causal)
             for i, s in enumerate(strides))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

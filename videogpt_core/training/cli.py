@@ -96,6 +96,9 @@ def configure_vqvae_parser(parser: argparse.ArgumentParser) -> None:
                            help=f"{help} (default from --size: {preset_help('vqvae', name)})")
     group.add_argument("--downsample", type=_factors, default=_default(VQVAEStageOptions, "downsample"),
                        help="T,H,W downsampling factors, powers of two (default: 4,4,4)")
+    group.add_argument("--causal", action="store_true",
+                       help="time-causal codec: each frame its own latent slice (needs --downsample 1,H,W), frames "
+                            "1..k encode the same whatever follows, so a world model keeps a given frame exactly")
     for flag, help in (("--sequence-length", "frames per clip"), ("--resolution", "frame size in pixels"),
                        ("--frame-stride", "take every k-th frame")):
         name = flag[2:].replace("-", "_")

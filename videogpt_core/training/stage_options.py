@@ -29,6 +29,7 @@ class VQVAEStageOptions:
     n_hiddens: int | None = None
     n_res_layers: int | None = None
     downsample: tuple[int, int, int] = (4, 4, 4)
+    causal: bool = False
     sequence_length: int = 16
     resolution: int = 64
 

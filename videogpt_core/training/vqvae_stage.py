@@ -16,8 +16,8 @@ from videogpt_core.training.trainer_config import TrainerConfig, TrainResult
 from videogpt_core.training.vqvae_task import VQVAETask
 from videogpt_core.vqvae import VQVAE
 
-MODEL_OPTIONS = ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "downsample", "sequence_length",
-                 "resolution")
+MODEL_OPTIONS = ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "downsample", "causal",
+                 "sequence_length", "resolution")
 
 
 def _open_val_split(path: str, opener: Callable[..., Dataset], **kwargs) -> Dataset | None:
