@@ -49,8 +49,13 @@ def model_controls(registry: ModelRegistry, name: str | None) -> ModelControls:
     t, h, w = info.latent_shape
     summary = (f"**{info.name}** conditions on {info.conditioning()} · {info.sequence_length} frames of "
                f"{info.resolution}×{info.resolution} per window → {t}×{h}×{w} codes of {info.n_codes}")
-    if info.needs_frames:
-        image_label = "First frame (required: any image, resized and center-cropped)"
+    if info.keeps_start_frame:
+        image_label = ("First frame (" + ("required" if info.needs_frames else "optional: without one the model "
+                       "imagines it") + "; any image, resized and center-cropped): frame 1 of the video is this "
+                       "frame as the codec reproduces it")
+    elif info.needs_frames:
+        image_label = ("First frame (required: any image, resized and center-cropped): the model starts from what "
+                       "it sees there and draws frame 1 anew, so frame 1 resembles it but is not a copy")
     else:
         image_label = (f"Start image (optional: held still for the first {info.frames_per_latent} frames, "
                        "the model continues from there)")

@@ -59,6 +59,12 @@ class ModelInfo:
         return self.prior_config.n_cond_frames > 0
 
     @property
+    def keeps_start_frame(self) -> bool:
+        """Frame 1 of every sample is the given frame through the codec: a time-causal codec encodes it alone
+        and its codes start the grid, never sampled. Other models draw frame 1 again."""
+        return self.vqvae_config.causal and self.frames_per_latent == 1 and self.latent_shape[0] > 1
+
+    @property
     def takes_start_image(self) -> bool:
         """Frame-conditional models need one; others with room for a prefix can start from a held image."""
         return self.needs_frames or self.latent_shape[0] > 1

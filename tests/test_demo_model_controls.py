@@ -29,3 +29,23 @@ def test_example_assets_exist_and_are_small():
     assert total < 2 * 1024 * 1024
     assert example_path(frames, 1) == frames[1][0]
     assert example_path(frames, None, frames[2][1]) == frames[2][0]
+
+
+def test_the_first_frame_label_says_whether_frame_1_is_kept(tmp_path):
+    """A time-causal per-frame world model keeps the given frame as frame 1; the shipped kind draws it anew."""
+    from tiny_models import tiny_prior, tiny_vqvae
+
+    from demo.model_registry import ModelRegistry
+    from videogpt_core.checkpoints import save_pipeline
+
+    for name, vqvae_overrides in (("kept-tiny", dict(downsample=(1, 4, 4), causal=True)),
+                                  ("redrawn-tiny", {})):
+        vqvae = tiny_vqvae(sequence_length=WINDOW, **vqvae_overrides)
+        save_pipeline(tmp_path / name, vqvae, tiny_prior(vqvae, "actions"))
+    registry = ModelRegistry.from_paths([tmp_path], device="cpu")
+    kept = model_controls(registry, "kept-tiny")
+    assert registry.info("kept-tiny").keeps_start_frame and kept.start_image_visible
+    assert "frame 1 of the video is this frame" in kept.start_image_label
+    redrawn = model_controls(registry, "redrawn-tiny")
+    assert not registry.info("redrawn-tiny").keeps_start_frame
+    assert "frame 1 of the video is this frame" not in redrawn.start_image_label

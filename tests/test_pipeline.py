@@ -532,3 +532,35 @@ def test_load_pipeline_is_a_package_level_name():
     assert videogpt_core.VideoGPTPipeline is pipeline.VideoGPTPipeline
     with pytest.raises(AttributeError):
         videogpt_core.no_such_name
+
+
+# ------------------------------------------------------------------------------------------------ kept first frame
+
+CAUSAL_PER_FRAME = dict(downsample=(1, 4, 4), causal=True)
+
+
+def test_a_causal_per_frame_world_model_keeps_the_given_frame_exactly():
+    """Frame 1 of every sample is the codec's reconstruction of the given frame (its codes start the grid and
+    are never sampled), however long the video and whatever the actions."""
+    pipe = tiny_pipeline("actions", vqvae_overrides=CAUSAL_PER_FRAME)
+    assert pipe.config.frames_per_latent == 1
+    first = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    model_frame = pipe.prepare_frames(first)
+    expected_codes = pipe.vqvae.encode(model_frame)  # the frame encoded alone
+    expected_frame = pipe.decode(expected_codes)[0, 0]
+    for n_frames, seed in ((4, 0), (9, 1)):  # one window, and a sliding window beyond it
+        actions = np.random.default_rng(seed).normal(size=(n_frames, 2)).astype(np.float32)
+        result = pipe.generate(n=2, frames=first, actions=actions, seed=seed, n_frames=n_frames)
+        assert result.frames.shape == (2, n_frames, 16, 16, 3)
+        assert torch.equal(result.codes[:, :1], expected_codes.expand(2, -1, -1, -1).cpu())
+        for sample in result.frames:
+            assert np.array_equal(sample[0], expected_frame)
+
+
+def test_a_non_causal_codec_does_not_keep_the_given_frame():
+    """The property above can fail: a codec that looks ahead in time decodes frame 1 with the sampled frames."""
+    pipe = tiny_pipeline("actions", vqvae_overrides=dict(downsample=(1, 4, 4)))
+    first = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    actions = np.zeros((4, 2), np.float32)
+    frames = [pipe.generate(n=1, frames=first, actions=actions, seed=seed).frames[0, 0] for seed in (0, 1, 2)]
+    assert not all(np.array_equal(frames[0], other) for other in frames[1:])
