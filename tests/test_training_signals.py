@@ -90,6 +90,27 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, whole_group):
 
 
 @pytest.mark.slow
+def test_a_cpu_time_limit_stops_the_run_with_a_checkpoint(tmp_path):
+    """`ulimit -S -t N` gives a run N seconds of CPU: SIGXCPU (sent again every second past the soft limit)
+    stops it at the end of a step with a checkpoint, well before the hard limit's SIGKILL."""
+    import resource
+
+    run = tmp_path / "run"
+    script = _script(tmp_path, run, steps=100_000, num_workers=1)
+
+    def cpu_budget():
+        resource.setrlimit(resource.RLIMIT_CPU, (8, 60))
+
+    process = subprocess.run([sys.executable, str(script)], env=_env(), preexec_fn=cpu_budget,
+                             capture_output=True, text=True, timeout=300)
+    output = process.stdout + process.stderr
+    assert process.returncode == 128 + signal.SIGXCPU, output
+    state = load_checkpoint(run)["state"]
+    logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert state["step"] >= logged[-1] >= 1 and "continue with --resume" in output
+
+
+@pytest.mark.slow
 def test_a_group_signal_while_a_worker_starts_stops_the_run_cleanly(tmp_path):
     # A worker signalled before its worker_init_fn runs must not die (it would take the run with it).
     run = tmp_path / "run"

@@ -14,7 +14,8 @@ from videogpt_core.training.vqvae_stage import train_vqvae
 
 EPILOG = ("Runs on the CPU, one GPU, or several GPUs / nodes unchanged: `accelerate launch [--num_processes N] "
           "-m videogpt_core {cmd} ...` or `torchrun --nproc-per-node N -m videogpt_core {cmd} ...`. "
-          "Ctrl-C / SIGTERM save a checkpoint first; --resume continues. TensorBoard: "
+          "Ctrl-C / SIGTERM save a checkpoint first; --resume continues. A CPU-time budget: `ulimit -S -t SECONDS` "
+          "(its SIGXCPU stops the run the same way). TensorBoard: "
           "`tensorboard --logdir RUN_DIR/logs`.")
 
 

@@ -1,6 +1,7 @@
-"""Stopping on SIGINT / SIGTERM: the main process finishes its step and saves a checkpoint; data-loading
-workers ignore the signals (schedulers, `timeout` and Ctrl-C signal the whole process group) so they
-do not die under it."""
+"""Stopping on SIGINT / SIGTERM / SIGXCPU: the main process finishes its step and saves a checkpoint;
+data-loading workers ignore the signals (schedulers, `timeout` and Ctrl-C signal the whole process group) so
+they do not die under it. SIGXCPU is what a CPU-time limit sends (`ulimit -S -t SECONDS`): a run given a
+budget of CPU time, as in equal-CPU-time comparisons, stops cleanly when it is spent."""
 from __future__ import annotations
 
 import signal
@@ -9,7 +10,7 @@ from typing import Any, Callable, Iterator
 
 from torch.utils.data import DataLoader
 
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGXCPU}
 
 
 def worker_init(_worker_id: int) -> None:
@@ -37,18 +38,23 @@ def start_workers(loader: DataLoader) -> Iterator:
 
 
 def install_stop_handlers(request_stop: Callable[[int], None]) -> dict[int, Any]:
-    """Call request_stop(signum) on the first SIGINT / SIGTERM; returns the previous handlers."""
+    """Call request_stop(signum) on the first SIGINT / SIGTERM / SIGXCPU; returns the previous handlers."""
     if threading.current_thread() is not threading.main_thread():
         return {}  # signals can only be caught on the main thread (e.g. not inside a web server)
     previous = {}
 
     def handler(signum, frame):
         request_stop(signum)
+        if signum == signal.SIGXCPU:
+            # Sent again every CPU second past the soft limit, which by default would kill the process while
+            # it saves and exits: ignored from now on, also after the run (the hard limit's SIGKILL remains).
+            previous[signal.SIGXCPU] = signal.SIG_IGN
+            return
         # A second signal acts as usual (e.g. a second Ctrl-C kills): the checkpoints are atomic.
         for sig, old in previous.items():
             signal.signal(sig, old)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in sorted(STOP_SIGNALS):
         previous[sig] = signal.signal(sig, handler)
     return previous
 
