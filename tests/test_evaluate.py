@@ -129,6 +129,29 @@ def test_pusher_pipeline_scores_prior_and_rollouts(files):
     assert again["world"] == world  # the seed fixes every sample
 
 
+def test_pusher_world_first_frame_and_long_rollouts(files):
+    world = evaluate(files["pusher_model"], files["pusher"], what="world", world_samples=2, batch_size=2, seed=5,
+                     world_frames=6)["world"]
+    first = world["first_frame"]
+    assert _finite(first["rollout_psnr"]) and _finite(first["codec_psnr"]) and "held_turns" not in world
+    assert first["gap_db"] == pytest.approx(first["codec_psnr"] - first["rollout_psnr"])
+    long = world["long_rollout"]
+    assert long["episodes"] == 2 and long["frames"] == 6 and long["window_frames"] == 4
+    assert long["scored_frames"] == [5, 6] and _finite(long["psnr"]) and _finite(long["whole_rollout_psnr"])
+    with h5py.File(files["pusher"], "r") as file:  # episodes of 6 frames: frames 5-6 against frame 1
+        truth = file["test_data"][:12].reshape(2, 6, 64, 64, 3).astype(np.float64)
+    mse = ((truth[:, 4:] - truth[:, :1]) ** 2).mean(axis=(1, 2, 3, 4))
+    assert long["copy_first_frame_psnr"] == pytest.approx(float(np.mean(10 * np.log10(255.0**2 / mse))))
+    assert long["gain_over_copy_db"] == pytest.approx(long["psnr"] - long["copy_first_frame_psnr"])
+    with pytest.raises(ValueError, match="above the prior's window of 4 frames"):
+        evaluate(files["pusher_model"], files["pusher"], what="world", world_frames=4)
+    with pytest.raises(ValueError, match="--world-frames rolls out test episodes of pusher.*'digits' has none"):
+        evaluate(files["digits_model"], files["digits"], what="world", world_frames=8)
+    with pytest.warns(UserWarning, match="shorter than a clip"), \
+            pytest.raises(ValueError, match="--world-frames 7: .*no video has the 7 frames"):
+        evaluate(files["pusher_model"], files["pusher"], what="world", world_samples=2, world_frames=7)
+
+
 def test_parts_that_do_not_apply_are_skipped_with_reasons(files):
     result = evaluate(files["pusher_model"], files["plain"])
     assert "reconstruction" in result and "prior" not in result and "world" not in result
@@ -215,7 +238,7 @@ def test_command_line_prints_and_writes_the_same_json(files, tmp_path, capsys):
         parser.parse_args(["eval", "--help"])
     help_text = capsys.readouterr().out
     assert "--i3d" in help_text and "NMSE" in help_text and "--world-samples" in help_text
-    assert "--cfg-scale" in help_text
+    assert "--cfg-scale" in help_text and "--world-frames" in help_text
     out = tmp_path / "nested" / "result.json"
     args = parser.parse_args(["eval", "--checkpoint", str(files["vqvae"]), "--data", str(files["digits"]),
                               "--max-clips", "2", "--out", str(out), "--quiet"])

@@ -1,5 +1,6 @@
 """The simulated worlds (vizdoom, fetchpush): determinism, byte-exact replay, the make-dataset file and its
-readers (loader, encode-dataset), the missing-simulator error, and the world scores on true rollouts.
+readers (loader, encode-dataset), the missing-simulator error, the world scores on true rollouts, and the
+held-turn, first-frame and long-rollout scores of `videogpt eval --what world` on a tiny vizdoom file.
 Tiny episodes; each simulator starts once per test process (about a second)."""
 import json
 import sys
@@ -16,6 +17,7 @@ from videogpt_core.data.codes import CodeDataset, encode_dataset
 from videogpt_core.data.make_dataset import add_commands, write_world_dataset
 from videogpt_core.data.worlds import TEST_SEED_OFFSET, get_world
 from videogpt_core.evaluation.evaluate import evaluate
+from videogpt_core.evaluation.rollout_scores import video_psnr
 
 pytest.importorskip("vizdoom", reason='the simulators are an optional extra: pip install -e ".[worlds]"')
 pytest.importorskip("gymnasium_robotics", reason='the simulators are an optional extra: pip install -e ".[worlds]"')
@@ -24,6 +26,9 @@ pytest.importorskip("mujoco", reason='the simulators are an optional extra: pip 
 from videogpt_core.data.worlds.fetchpush import generate_fetchpush_episode, replay_fetchpush  # noqa: E402
 from videogpt_core.data.worlds.vizdoom import SCENARIOS, generate_vizdoom_episode, replay_vizdoom  # noqa: E402
 from videogpt_core.evaluation.fetchpush_world import fetchpush_rollout_scores, locate_fetchpush  # noqa: E402
+from videogpt_core.evaluation.held_turns import (  # noqa: E402
+    TURN_BUTTONS, held_turn_actions, held_turn_agreement, simulator_turn_shifts,
+)
 from videogpt_core.evaluation.vizdoom_world import turn_agreement  # noqa: E402
 
 VIZDOOM_BUTTONS = list(SCENARIOS["health_gathering_supreme"].buttons)
@@ -208,3 +213,77 @@ def test_eval_world_scores_of_a_tiny_model(tmp_path, world):
         assert result["true_frames"]["gripper_error_px"] < 1.5  # the locator on the simulator's own frames
     again = evaluate(model, path, what="world", world_samples=3, batch_size=2, seed=3)["world"]
     assert again == result
+
+
+@pytest.fixture(scope="module")
+def vizdoom_file(tmp_path_factory):
+    """A vizdoom world file of the paper's scenario: 1 train and 3 test episodes of 6 frames."""
+    return write_world_dataset("vizdoom", tmp_path_factory.mktemp("vizdoom"), n_train=1, n_test=3, n_frames=6,
+                               progress=False)
+
+
+def _test_split(path):
+    with h5py.File(path, "r") as file:
+        n_frames = int(file.attrs["n_frames"])
+        truth = file["test_data"][()].reshape(-1, n_frames, 64, 64, 3)
+        actions = file["test_actions"][()].reshape(len(truth), n_frames, -1)
+        return truth, actions, file["test_seeds"][()], json.loads(file.attrs["action_names"])
+
+
+def test_held_turns_of_the_simulator_itself_score_its_shift_and_full_agreement(vizdoom_file):
+    truth, actions, seeds, names = _test_split(vizdoom_file)
+    replay_options = {"scenario": "health_gathering_supreme", "frame_skip": 4}
+    simulator, source = simulator_turn_shifts(truth, actions, names, seeds, replay_options)
+    assert source == "replayed with the button held from 3 of 3 episodes' seeds"
+    assert simulator["TURN_LEFT"] > 4 and simulator["TURN_RIGHT"] < -4  # turning left moves the scene right
+    held = {button: np.stack([replay_vizdoom(int(seed), held_turn_actions(1, 6, names, button)[0]).frames
+                              for seed in seeds]) for button in TURN_BUTTONS}
+    np.testing.assert_array_equal(held["TURN_LEFT"][:, 0], truth[:, 0])  # from the stored first frames
+    scores = held_turn_agreement(held["TURN_LEFT"], held["TURN_RIGHT"], simulator)
+    assert scores["model_left_shift_px"] == pytest.approx(simulator["TURN_LEFT"])
+    assert scores["model_right_shift_px"] == pytest.approx(simulator["TURN_RIGHT"])
+    assert scores["held_turn_agreement"] == 1.0
+    assert held_turn_agreement(held["TURN_RIGHT"], held["TURN_LEFT"], simulator)["held_turn_agreement"] == 0.0
+    # Seeds that do not start at the stored first frames are not replayed: the true frames stand in.
+    _, shuffled = simulator_turn_shifts(np.roll(truth, 1, axis=0), actions, names, seeds, replay_options)
+    assert shuffled.startswith("the true frames' steps") and "no replay from the seeds" in shuffled
+
+
+def test_held_turns_without_the_simulator_come_from_the_true_frames(vizdoom_file, monkeypatch):
+    import videogpt_core.data.worlds.vizdoom as vizdoom_module
+    from videogpt_core.data.worlds.optional_packages import import_world_package
+
+    def replay_without_simulator(*args, **kwargs):
+        import_world_package("vizdoom", "vizdoom")  # raises the ImportError that names the install command
+
+    truth, actions, seeds, names = _test_split(vizdoom_file)
+    monkeypatch.setitem(sys.modules, "vizdoom", None)  # `import vizdoom` now raises ImportError
+    monkeypatch.setattr(vizdoom_module, "replay_vizdoom", replay_without_simulator)
+    shifts, source = simulator_turn_shifts(truth, actions, names, seeds,
+                                           {"scenario": "health_gathering_supreme", "frame_skip": 4})
+    assert source.startswith("the true frames' steps that hold one turn button")
+    assert "not replayed" in source and 'pip install -e ".[worlds]"' in source
+    assert all(value is None or abs(value) > 1 for value in shifts.values())
+
+
+def test_eval_reports_first_frame_held_turns_and_long_rollouts(vizdoom_file, tmp_path):
+    vqvae = tiny_vqvae(0)
+    prior = tiny_prior(vqvae, "none", 1, action_dim=3, action_embed_dim=6, n_cond_frames=1, **TINY_FRAME_ENCODER)
+    model = save_pipeline(tmp_path / "model", vqvae, prior)
+    result = evaluate(model, vizdoom_file, what="world", world_samples=3, batch_size=2, seed=3,
+                      world_frames=6)["world"]
+    first = result["first_frame"]
+    assert first["gap_db"] == pytest.approx(first["codec_psnr"] - first["rollout_psnr"])
+    assert 0 < first["rollout_psnr"] < 60 and 0 < first["codec_psnr"] < 60
+    turns = result["held_turns"]
+    assert turns["first_frames"] == 3 and turns["steps"] == 3
+    assert turns["simulator"] == "replayed with the button held from 3 of 3 episodes' seeds"
+    assert turns["simulator_left_shift_px"] > 4 and turns["simulator_right_shift_px"] < -4
+    assert 0 <= turns["held_turn_agreement"] <= 1 and abs(turns["model_left_shift_px"]) < 32
+    long = result["long_rollout"]
+    assert long["episodes"] == 3 and long["frames"] == 6 and long["window_frames"] == 4
+    assert long["scored_frames"] == [5, 6]
+    truth, _, _, _ = _test_split(vizdoom_file)
+    held = np.repeat(truth[:, :1], 2, axis=1)
+    assert long["copy_first_frame_psnr"] == pytest.approx(video_psnr(held, truth[:, 4:6]))
+    assert long["gain_over_copy_db"] == pytest.approx(long["psnr"] - long["copy_first_frame_psnr"])

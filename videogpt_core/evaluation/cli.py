@@ -38,6 +38,10 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--world-samples", dict(type=int, default=16, metavar="N",
                              help="pusher, vizdoom, fetchpush: test episodes rolled out; digits: samples per class (default: 16); "
                                   "world scores always use the test split")),
+    ("--world-frames", dict(type=int, default=None, metavar="N",
+                            help="pusher, vizdoom, fetchpush: also roll the test episodes out to N frames (e.g. 32, "
+                                 "their stored length), sliding the prior's window, and score the frames after the "
+                                 "first window against the first frame held (default: off)")),
     ("--temperature", dict(type=float, default=1.0, metavar="T", help="sampling temperature (default: 1.0)")),
     ("--top-k", dict(type=int, default=None, metavar="K", help="sample among the k likeliest codes (default: all)")),
     ("--top-p", dict(type=float, default=None, metavar="P", help="nucleus sampling threshold (default: off)")),
@@ -76,7 +80,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     result = evaluate(
         args.checkpoint, args.data, split=args.split, what=args.what, max_clips=args.max_clips,
         batch_size=args.batch_size, device=args.device, seed=args.seed, frame_stride=args.frame_stride,
-        i3d=args.i3d, fvd_samples=args.fvd_samples, world_samples=args.world_samples,
+        i3d=args.i3d, fvd_samples=args.fvd_samples, world_samples=args.world_samples, world_frames=args.world_frames,
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, cfg_scale=args.cfg_scale,
         quantize=args.quantize,
         digit_classifier=args.digit_classifier, save_digit_classifier=args.save_digit_classifier,
@@ -104,7 +108,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
             "Frechet Video Distance with the Kinetics-400 I3D: R-FVD of the codec's reconstructions and FVD of "
             "samples conditioned like the real clips (with --what fvd or --i3d; pip install -e '.[fvd]'); world - on "
             "built-in world files: pusher rollouts from true first frames and actions vs the simulator "
-            "(gripper / object position error in px, PSNR); vizdoom / fetchpush rollouts vs the simulator (PSNR, SSIM, turn agreement / gripper and block error in px, beside the first frame repeated and the model driven by another episode's actions); digits classifier accuracy on real test clips and "
+            "(gripper / object position error in px, PSNR); vizdoom / fetchpush rollouts vs the simulator (PSNR, SSIM, turn agreement / gripper and block error in px, beside the first frame repeated and the model driven by another episode's actions); every rolled-out world: frame 1 against the given first frame beside the codec's reconstruction; vizdoom: TURN_LEFT and TURN_RIGHT held from each first frame, shift per step against the simulator's; with --world-frames, rollouts past the prior's window; digits classifier accuracy on real test clips and "
             "on class-conditional samples. Numbers that are undefined (e.g. nothing found) are null.", width=88
         ),
         epilog=(

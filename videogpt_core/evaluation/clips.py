@@ -1,6 +1,6 @@
 """The clips that evaluation scores: the first n items of a data set in fixed batches, the prior's conditions
 taken from them, and samples drawn one per row under each row's own conditions (FVD and the world scores
-compare these with the real clips)."""
+compare these with the real clips), e.g. rollouts from true first frames under chosen actions."""
 from __future__ import annotations
 
 import sys
@@ -85,3 +85,22 @@ def first_frames_condition(config, clips: np.ndarray, device: torch.device, sour
     if config.n_cond_frames:
         return {"frames": video.to(device)}, f"{frames} of {source}"
     return {"prefix_video": video}, f"{frames} of {source} as a code prefix (the prior is not frame-conditional)"
+
+
+def sample_rollouts(pipeline: VideoGPTPipeline, truth: np.ndarray, action_sets: dict[str, torch.Tensor],
+                    batch_size: int, options: SamplingOptions, seed: int) -> tuple[dict[str, np.ndarray], str]:
+    """One sampled rollout per true episode (uint8 (N, T, H, W, 3)) and action set ((N, T, A) each), from the
+    episode's true first frame(s), resized to the stored frame size; and how they were conditioned. The action
+    sets share one generator, batch by batch."""
+    config, device = pipeline.prior.config, pipeline.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    conditioning = ""
+    rollouts: dict[str, list[np.ndarray]] = {name: [] for name in action_sets}
+    for start in range(0, len(truth), batch_size):
+        rows = slice(start, min(start + batch_size, len(truth)))
+        condition, conditioning = first_frames_condition(config, truth[rows], device, "the true rollout")
+        for name, actions in action_sets.items():
+            clips = sample_clips(pipeline, len(truth[rows]), options, generator,
+                                 actions=actions[rows].to(device), **condition)
+            rollouts[name].append(resize_clips(clips, truth.shape[2]))
+    return {name: np.concatenate(parts) for name, parts in rollouts.items()}, conditioning

@@ -1,5 +1,6 @@
 """World-model scores on the pusher world: sample a rollout from each test episode's true first frame(s) and
-true actions, find the gripper and the objects in it by colour, and compare with the simulator's rollout."""
+true actions, find the gripper and the objects in it by colour, and compare with the simulator's rollout;
+and how well frame 1 keeps the given first frame (first_frame.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 from videogpt_core.data.transforms import from_model_video
 from videogpt_core.data.worlds.pusher import GRIPPER_BODY_COLOUR
 from videogpt_core.evaluation.clips import WORLD_SPLIT, batches, first_frames_condition, resize_clips, sample_clips
+from videogpt_core.evaluation.first_frame import first_frame_scores
 from videogpt_core.evaluation.rollout_scores import mean_position_error, video_psnr
 from videogpt_core.pipeline import VideoGPTPipeline
 from videogpt_core.sampling import SamplingOptions
@@ -136,5 +138,6 @@ def pusher_world_scores(pipeline: VideoGPTPipeline, data: Path, n_episodes: int,
         "conditioning": f"{conditioning} + true actions",
         **scores,
         "copy_first_frame_baseline": pusher_rollout_scores(still, truth_all, positions_all, colours[:n]),
+        "first_frame": first_frame_scores(pipeline, truth_all, sampled_all, batch_size),
         "episode_seeds": None if seeds is None else [int(s) for s in seeds[:n]],
     }

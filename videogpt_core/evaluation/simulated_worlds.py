@@ -6,7 +6,9 @@ Beside the model's scores stand two baselines: the first frame repeated (a model
 same model driven by another test episode's actions from the same first frame; action_sensitivity_psnr is
 the PSNR with the true actions minus the PSNR with the other actions (how much the actions steer the model).
 vizdoom adds turn agreement (vizdoom_world.py), fetchpush the gripper / block position error in pixels
-(fetchpush_world.py), each also measured on the true frames (what a perfect model would score).
+(fetchpush_world.py), each also measured on the true frames (what a perfect model would score). Both report
+how well frame 1 keeps the given first frame (first_frame.py); vizdoom also rolls out held turn buttons
+(held_turns.py).
 """
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ import numpy as np
 import torch
 
 from videogpt_core.data.transforms import from_model_video
-from videogpt_core.evaluation.clips import WORLD_SPLIT, batches, first_frames_condition, resize_clips, sample_clips
+from videogpt_core.evaluation.clips import WORLD_SPLIT, batches, sample_rollouts
 from videogpt_core.evaluation.fetchpush_world import fetchpush_rollout_scores
+from videogpt_core.evaluation.first_frame import first_frame_scores
+from videogpt_core.evaluation.held_turns import held_turn_scores
 from videogpt_core.evaluation.rollout_scores import video_psnr
 from videogpt_core.evaluation.vizdoom_world import action_names_from_attrs, turn_agreement
 from videogpt_core.metrics import ssim
@@ -50,38 +54,14 @@ def _scores(world: str, frames: np.ndarray, truth: np.ndarray, true_actions: np.
                                                               action_names)}
 
 
-def _rollouts(pipeline, truth: np.ndarray, action_sets: dict[str, torch.Tensor], batch_size: int, options,
-              seed: int) -> tuple[dict[str, np.ndarray], str]:
-    """One sampled rollout per true episode and action set, from the episode's true first frame(s), resized to
-    the stored frame size; and how they were conditioned. The action sets share one generator, batch by batch."""
-    config, device = pipeline.prior.config, pipeline.device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    conditioning = ""
-    rollouts: dict[str, list[np.ndarray]] = {name: [] for name in action_sets}
-    for start in range(0, len(truth), batch_size):
-        rows = slice(start, min(start + batch_size, len(truth)))
-        condition, conditioning = first_frames_condition(config, truth[rows], device, "the true rollout")
-        for name, actions in action_sets.items():
-            clips = sample_clips(pipeline, len(truth[rows]), options, generator,
-                                 actions=actions[rows].to(device), **condition)
-            rollouts[name].append(resize_clips(clips, truth.shape[2]))
-    return {name: np.concatenate(parts) for name, parts in rollouts.items()}, conditioning
-
-
-@torch.no_grad()
-def simulated_world_scores(pipeline, data: Path, world: str, n_episodes: int, batch_size: int, options, seed: int,
-                           frame_stride: int = 1, progress: bool = False) -> dict[str, Any]:
-    """The world scores of an action-conditional pipeline on a vizdoom or fetchpush world file's test split."""
+def _test_episodes(data: Path, world: str, config, n_episodes: int, batch_size: int, frame_stride: int,
+                   progress: bool) -> dict[str, Any]:
+    """The first n_episodes test episodes of a world file (frames, actions, positions) and its facts (action
+    names, seeds, the simulator options that replay them)."""
     import h5py
 
     from videogpt_core.data.hdf5 import HDF5VideoDataset
 
-    if world not in SIMULATED_WORLDS:
-        raise ValueError(f"simulated world scores are for {', '.join(SIMULATED_WORLDS)}, not {world!r}")
-    config = pipeline.prior.config
-    if not config.action_dim or config.n_classes:
-        raise ValueError(f"{world} rollouts need an action-conditional prior without classes; this one has "
-                         f"action_dim={config.action_dim}, n_classes={config.n_classes}")
     episodes = HDF5VideoDataset(data, config.sequence_length, None, train=False, split=WORLD_SPLIT,
                                 frame_stride=frame_stride)
     if episodes.action_dim != config.action_dim:
@@ -92,6 +72,7 @@ def simulated_world_scores(pipeline, data: Path, world: str, n_episodes: int, ba
         action_names = action_names_from_attrs(file.attrs)
         seeds_key = f"{WORLD_SPLIT}_seeds"
         seeds = file[seeds_key][()][episodes.video_ids] if seeds_key in file else None
+        replay = {key: file.attrs[key] for key in ("scenario", "frame_skip") if key in file.attrs}
     n = min(n_episodes, len(episodes))
     if n < 2:
         raise ValueError(f"{world} world scores need at least 2 test episodes (one lends the other its actions); "
@@ -102,21 +83,39 @@ def simulated_world_scores(pipeline, data: Path, world: str, n_episodes: int, ba
         actions.append(batch["actions"])
         if world == "fetchpush":
             positions.append(batch["positions"].numpy())
-    truth_all, actions_all = np.concatenate(truth), torch.cat(actions)
-    positions_all = np.concatenate(positions) if positions else None
+    return {"truth": np.concatenate(truth), "actions": torch.cat(actions),
+            "positions": np.concatenate(positions) if positions else None, "action_names": action_names,
+            "seeds": None if seeds is None else seeds[:n],
+            "replay_options": {"scenario": str(replay["scenario"]), "frame_skip": int(replay["frame_skip"])}
+            if len(replay) == 2 else None}
+
+
+@torch.no_grad()
+def simulated_world_scores(pipeline, data: Path, world: str, n_episodes: int, batch_size: int, options, seed: int,
+                           frame_stride: int = 1, progress: bool = False) -> dict[str, Any]:
+    """The world scores of an action-conditional pipeline on a vizdoom or fetchpush world file's test split."""
+    if world not in SIMULATED_WORLDS:
+        raise ValueError(f"simulated world scores are for {', '.join(SIMULATED_WORLDS)}, not {world!r}")
+    config = pipeline.prior.config
+    if not config.action_dim or config.n_classes:
+        raise ValueError(f"{world} rollouts need an action-conditional prior without classes; this one has "
+                         f"action_dim={config.action_dim}, n_classes={config.n_classes}")
+    test = _test_episodes(data, world, config, n_episodes, batch_size, frame_stride, progress)
+    truth_all, actions_all, positions_all = test["truth"], test["actions"], test["positions"]
+    action_names, seeds = test["action_names"], test["seeds"]
     other_actions = torch.roll(actions_all, shifts=-1, dims=0)  # episode i driven by episode i+1's actions
 
     action_sets = {"true_actions": actions_all, "other_actions": other_actions}
-    rollouts, conditioning = _rollouts(pipeline, truth_all, action_sets, batch_size, options, seed)
+    rollouts, conditioning = sample_rollouts(pipeline, truth_all, action_sets, batch_size, options, seed)
     sampled, driven_by_other = rollouts["true_actions"], rollouts["other_actions"]
     still = np.repeat(truth_all[:, :1], truth_all.shape[1], axis=1)
     true_actions_np = actions_all.numpy()
 
     model = _scores(world, sampled, truth_all, true_actions_np, positions_all, action_names)
     other = _scores(world, driven_by_other, truth_all, true_actions_np, positions_all, action_names)
-    return {
+    result = {
         "world": world,
-        "episodes": n,
+        "episodes": len(truth_all),
         "frames": int(truth_all.shape[1]),
         "conditioning": f"{conditioning} + true actions",
         "action_names": action_names,
@@ -125,5 +124,10 @@ def simulated_world_scores(pipeline, data: Path, world: str, n_episodes: int, ba
         "other_episode_actions_baseline": other,
         "copy_first_frame_baseline": _scores(world, still, truth_all, true_actions_np, positions_all, action_names),
         "true_frames": _world_specific(world, truth_all, true_actions_np, positions_all, action_names),
-        "episode_seeds": None if seeds is None else [int(s) for s in seeds[:n]],
+        "first_frame": first_frame_scores(pipeline, truth_all, sampled, batch_size),
+        "episode_seeds": None if seeds is None else [int(s) for s in seeds],
     }
+    if world == "vizdoom":
+        result["held_turns"] = held_turn_scores(pipeline, truth_all, true_actions_np, action_names, seeds,
+                                                test["replay_options"], batch_size, options, seed, frame_stride)
+    return result
