@@ -405,3 +405,27 @@ def test_overfits_a_tiny_batch():
     assert losses[0] == pytest.approx(math.log(N_CODES), abs=1e-6)
     assert losses[-1] < losses[0] / 8, losses[::6]
     assert torch.equal(model.codebook, make_prior("class").codebook)  # the codebook is a frozen buffer
+
+
+def test_the_frame_encoder_runs_one_frame_as_a_2d_convolution_and_stays_finite_in_bf16():
+    """One conditioning frame: the same features as the plain 3D convolutions, and finite under CPU bf16
+    autocast (oneDNN's bf16 Conv3d on a one-frame, three-channel input returned NaN on an AVX-512-BF16 CPU)."""
+    from videogpt_core.frame_encoder import FrameConv3d, FrameEncoder
+
+    torch.manual_seed(0)
+    encoder = FrameEncoder((8, 8, 8, 12), (1, 1, 1, 1)).eval()
+    frames = torch.rand(8, 3, 1, 64, 64) - 0.5
+    convs = [m for m in encoder.modules() if isinstance(m, FrameConv3d)]
+    assert len(convs) > 5
+    with torch.no_grad():
+        features = encoder(frames)
+        plain = torch.nn.Conv3d.forward
+        as_3d = {conv: conv.forward for conv in convs}
+        for conv in convs:  # the same modules through the 3D path
+            conv.forward = plain.__get__(conv)
+        reference = encoder(frames)
+        for conv, forward in as_3d.items():
+            conv.forward = forward
+        assert torch.allclose(features, reference, atol=1e-5)
+        with torch.autocast("cpu", torch.bfloat16):
+            assert torch.isfinite(encoder(frames)).all()
