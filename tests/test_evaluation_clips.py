@@ -27,3 +27,21 @@ def test_a_code_prefix_is_encoded_in_a_whole_window(monkeypatch):
     assert clips.shape == (2, pipeline.sequence_length, pipeline.resolution, pipeline.resolution, 3)
     assert torch.equal(seen[0], pipeline.encode_prefix(video - 0.5, 1).flatten(1))
     assert not torch.equal(seen[0], alone)  # the frames encoded alone: what would be wrong
+
+
+def test_first_frames_condition_as_the_pipeline_uses_the_frames():
+    """Evaluation conditions on the first frames as generate() does with them: cross-attended when the prior
+    takes frames, and as a code prefix when they fill whole latent slices (one frame per slice: both)."""
+    import numpy as np
+
+    clips = np.random.default_rng(0).integers(0, 256, (2, 4, 16, 16, 3), dtype=np.uint8)
+    cases = (("frames", {}, {"frames"}),  # 2 frames per slice, 1 conditioning frame: cross-attention only
+             ("none", {}, {"prefix_video"}),  # no cross-attention: the first slice's frames as codes
+             ("frames", dict(downsample=(1, 4, 4), causal=True), {"frames", "prefix_video"}))
+    for conditioning, vqvae_overrides, expected in cases:
+        config = tiny_pipeline(conditioning, vqvae_overrides=vqvae_overrides).config
+        condition, description = clips_module.first_frames_condition(config, clips, torch.device("cpu"), "x")
+        assert set(condition) == expected, (conditioning, vqvae_overrides)
+        if "prefix_video" in condition:
+            assert condition["prefix_video"].shape[2] == config.frames_per_latent
+            assert "code prefix" in description

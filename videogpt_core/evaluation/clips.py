@@ -77,14 +77,21 @@ def sample_clips(pipeline: VideoGPTPipeline, batch: int, options: SamplingOption
 
 
 def first_frames_condition(config, clips: np.ndarray, device: torch.device, source: str) -> tuple[dict, str]:
-    """Sampler arguments that condition on the first frames of uint8 clips (B, T, H, W, 3), and a description:
-    the prior's cross-attended frames, or, for a prior without them, the first latent slice as a code prefix."""
-    k = config.n_cond_frames or config.frames_per_latent
+    """Sampler arguments that condition on the first frames of uint8 clips (B, T, H, W, 3) as the pipeline
+    does with those frames, and a description: the prior's cross-attended frames, and the whole latent slices
+    they fill as a code prefix (a one-frame slice of a time-causal codec: the first frame itself)."""
+    fpl = config.frames_per_latent
+    k = config.n_cond_frames or fpl
     video = torch.stack([to_model_video(resize_center_crop(clip[:k], config.resolution)) for clip in clips])
     frames = "the first frame" if k == 1 else f"the first {k} frames"
+    condition, how = {}, []
     if config.n_cond_frames:
-        return {"frames": video.to(device)}, f"{frames} of {source}"
-    return {"prefix_video": video}, f"{frames} of {source} as a code prefix (the prior is not frame-conditional)"
+        condition["frames"] = video.to(device)
+        how.append("cross-attended")
+    if k >= fpl:
+        condition["prefix_video"] = video[:, :, : k - k % fpl]
+        how.append("as a code prefix")
+    return condition, f"{frames} of {source} ({' and '.join(how)})"
 
 
 def sample_rollouts(pipeline: VideoGPTPipeline, truth: np.ndarray, action_sets: dict[str, torch.Tensor],
