@@ -285,6 +285,14 @@ def test_bad_options_name_the_argument(vqvae, options, name):
         SamplingOptions(**options).check(prior)
 
 
+@pytest.mark.parametrize("name", ["temperature", "top_k", "top_p", "cfg_scale"])
+def test_a_bool_is_refused_for_every_numeric_option(vqvae, name):
+    prior = tiny_prior(vqvae, "class")
+    for flag in (True, False):  # True passed for 1.0 would hide a mistake
+        with pytest.raises(ValueError, match=f"{name} must be .*got {flag} \\(a bool, not a number\\)"):
+            SamplingOptions(**{name: flag}).check(prior)
+
+
 def test_cfg_scale_needs_a_conditional_model(vqvae):
     prior = tiny_prior(vqvae)
     with pytest.raises(ValueError, match="cfg_scale"):

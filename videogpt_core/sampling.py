@@ -10,12 +10,22 @@ import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from videogpt_core.decode_step import DecodeStep
 from videogpt_core.non_finite import check_finite_logits
 from videogpt_core.prior import VideoGPT
 from videogpt_core.speculative import SpeculationStats, accept_proposals, check_draft, propose
+
+
+def _number(name: str, value, rule: str) -> float:
+    """A finite real number, or a ValueError naming the option; bools are refused, as `True` for 1.0 hides a
+    mistake (a flag passed where a number belongs)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        kind = " (a bool, not a number)" if isinstance(value, (bool, np.bool_)) else ""
+        raise ValueError(f"{name} must be {rule}, got {value!r}{kind}")
+    return value
 
 
 @dataclass
@@ -26,23 +36,22 @@ class SamplingOptions:
     cfg_scale: float | None = None  # classifier-free guidance on the class / actions; None or 1 = off
 
     def check(self, prior: VideoGPT) -> None:
-        t = self.temperature
-        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t <= 0:
-            raise ValueError(f"temperature must be a finite number > 0, got {t!r}")
-        k = self.top_k
-        if k is not None:
-            # A UI slider sends 8.0: any whole number will do.
-            if isinstance(k, bool) or not isinstance(k, numbers.Real) or not math.isfinite(k) or k != int(k) \
-                    or k < 1:
-                raise ValueError(f"top_k must be a whole number >= 1 (or None), got {k!r}")
+        rule = "a finite number > 0"
+        if _number("temperature", self.temperature, rule) <= 0:
+            raise ValueError(f"temperature must be {rule}, got {self.temperature!r}")
+        if self.top_k is not None:
+            rule = "a whole number >= 1 (or None)"  # a UI slider sends 8.0: any whole number will do
+            k = _number("top_k", self.top_k, rule)
+            if k != int(k) or k < 1:
+                raise ValueError(f"top_k must be {rule}, got {k!r}")
             self.top_k = int(k)
-        p = self.top_p
-        if p is not None and (not isinstance(p, (int, float)) or not math.isfinite(p) or not 0 < p <= 1):
-            raise ValueError(f"top_p must lie in (0, 1] (or None), got {p!r}")
-        g = self.cfg_scale
-        if g is not None:
-            if not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
-                raise ValueError(f"cfg_scale must be a finite number >= 0 (or None), got {g!r}")
+        rule = "a number in (0, 1] (or None)"
+        if self.top_p is not None and not 0 < _number("top_p", self.top_p, rule) <= 1:
+            raise ValueError(f"top_p must be {rule}, got {self.top_p!r}")
+        if self.cfg_scale is not None:
+            rule = "a finite number >= 0 (or None)"
+            if _number("cfg_scale", self.cfg_scale, rule) < 0:
+                raise ValueError(f"cfg_scale must be {rule}, got {self.cfg_scale!r}")
             if not prior.config.cond_dim:
                 raise ValueError("cfg_scale needs a class- or action-conditional model; this one has neither")
 
