@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,6 +166,20 @@ def test_help_lists_the_options(capsys):
     for option in ("--checkpoint", "--frame", "--label", "--actions", "--out", "--gif", "--n ", "--temperature",
                    "--top-k", "--top-p", "--cfg-scale", "--seed", "--n-frames", "--threads", "--device", "--scale"):
         assert option in text, option
+
+
+def test_help_gives_each_shipped_models_action_columns(capsys):
+    with pytest.raises(SystemExit):
+        run(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "'dx dy' row" not in text  # vizdoom takes 3 values a frame, fetchpush 4
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints"
+    widths = {folder.parent.name: json.loads((folder / "config.json").read_text()).get("action_dim")
+              for folder in shipped.glob("*/prior")}
+    acting = {name: width for name, width in widths.items() if width}
+    assert {"pusher", "vizdoom", "fetchpush"} <= set(acting)
+    for name, width in acting.items():
+        assert f"checkpoints/{name} {width} (" in text, name
 
 
 # ---- the command line's bad-input corpus: exit status 2, one line naming the problem, no traceback -------

@@ -1,7 +1,8 @@
 """`videogpt sample`: generate videos from a pipeline folder and write them as H.264 mp4 and/or gif.
 
 Conditions come from files: a first frame (image) or first frames (video), a class name and an actions file
-with one "dx dy" row per output frame. Several samples are tiled side by side in one video.
+with one row per output frame of as many values as the model takes (2 for the pusher, 3 for vizdoom, 4 for
+fetchpush). Several samples are tiled side by side in one video.
 """
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ import numpy as np
 from videogpt_core.video_io import VIDEO_EXTENSIONS, read_image, read_video, write_gif, write_mp4
 
 OUTPUT_WRITERS = {".mp4": write_mp4, ".gif": write_gif}
+# Models differ in their action columns (`action_dim` in prior/config.json): the shipped ones, in order.
+ACTIONS_HELP = ("one row per output frame of as many values as the model takes: checkpoints/pusher 2 (dx dy), "
+                "checkpoints/vizdoom 3 (TURN_LEFT TURN_RIGHT MOVE_FORWARD, 0 or 1 each), checkpoints/fetchpush 4 "
+                "(dx dy dz gripper); each within the model's action_range (prior/config.json)")
 MAX_OUTPUT_SIDE = 4096  # pixels; checked before sampling, so a large --scale cannot fail after the work
 
 
@@ -29,7 +34,7 @@ def read_frames(path: str | Path, max_frames: int) -> np.ndarray:
 
 def load_actions(path: str | Path) -> np.ndarray:
     """Actions (n_frames, action_dim) float32 from .npy, or .txt / .csv with one row per frame
-    ("dx dy" or "dx,dy"; blank lines and lines starting with # are skipped)."""
+    ("1 0 0" or "1,0,0"; blank lines and lines starting with # are skipped)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"actions file not found: {path}")
@@ -48,12 +53,12 @@ def load_actions(path: str | Path) -> np.ndarray:
             try:
                 rows.append([float(value) for value in line.replace(",", " ").split()])
             except ValueError:
-                raise ValueError(f"{path}, line {number}: {line!r} is not a row of numbers like 'dx dy'") from None
+                raise ValueError(f"{path}, line {number}: {line!r} is not a row of numbers like '2.5 0'") from None
             if len(rows[-1]) != len(rows[0]):
                 raise ValueError(f"{path}, line {number}: {len(rows[-1])} values, but the first row has "
                                  f"{len(rows[0])}; give the same number of values on every row")
         if not rows:
-            raise ValueError(f"{path}: no action rows; write one 'dx dy' row per output frame")
+            raise ValueError(f"{path}: no action rows; write {ACTIONS_HELP}")
         actions = np.asarray(rows)
     else:
         raise ValueError(f"{path}: actions must be a .npy array or a .txt / .csv file with one row per frame")
@@ -157,7 +162,7 @@ def add_commands(subparsers) -> None:
         "sample", help="generate videos from a trained pipeline and write mp4 / gif",
         description="Sample videos from a pipeline folder (vqvae/ + prior/). Conditioning: --frame (a first "
         "frame image or a video; a video with at least a latent slice of frames is continued: video "
-        "prediction), --label (class name or index) and --actions (one 'dx dy' row per output frame). "
+        "prediction), --label (class name or index) and --actions (a file of " + ACTIONS_HELP + "). "
         "Videos longer than the model's window (--n-frames) continue with a sliding window. The seed is "
         "printed, so a sample can be reproduced with --seed.",
         epilog="example: videogpt sample --checkpoint checkpoints/pusher --frame start.png "
@@ -167,8 +172,8 @@ def add_commands(subparsers) -> None:
     inputs.add_argument("--frame", metavar="IMG_OR_VIDEO", help="first frame (image) or first frames (video), any size")
     inputs.add_argument("--label", metavar="NAME", help="class name (or index) for a class-conditional model")
     inputs.add_argument("--actions", metavar="FILE",
-                        help="actions as .npy or .txt/.csv, one 'dx dy' row per output frame "
-                        "(the row count sets --n-frames when that is not given)")
+                        help="actions as .npy or .txt/.csv: one row per output frame, as many values a row as "
+                        "the model takes (see above); the row count sets --n-frames when that is not given")
     output = parser.add_argument_group("output")
     output.add_argument("--out", metavar="VIDEO.mp4", help="H.264 mp4 to write (a .gif name writes a gif)")
     output.add_argument("--gif", metavar="VIDEO.gif", help="also (or only) write a looping gif")
