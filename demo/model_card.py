@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
+from urllib.parse import quote, unquote
+
+import gradio as gr
 
 from demo.model_registry import NO_MODEL_MESSAGE, ModelRegistry
 from demo.user_errors import user_errors
@@ -51,6 +55,30 @@ def _strip_front_matter(text: str) -> str:
     return text
 
 
+IMAGE_LINK = re.compile(r"(!\[[^\]]*\]\()([^)\s]+)(\))")  # ![alt](target)
+NOT_A_FILE = re.compile(r"^([a-z][a-z0-9+.-]*:|/|#)", re.IGNORECASE)  # a URL, an absolute or in-page link
+_served: set[Path] = set()
+
+
+def _served_images(card: str, folder: Path) -> str:
+    """A card's pictures beside it (`![rollouts](ROLLOUTS.png)`) linked where the app serves them: the browser
+    would resolve the bare name against the app's own address, where nothing is (404)."""
+    folder = folder.resolve()
+
+    def link(match: re.Match) -> str:
+        target = match.group(2)
+        path = (folder / unquote(target)).resolve()
+        if NOT_A_FILE.match(target) or not path.is_file() or not path.is_relative_to(folder):
+            return match.group(0)  # anything else stays as written
+        if path not in _served:
+            gr.set_static_paths([path])  # this one file, not the folder (its weights are not for download)
+            _served.add(path)
+        # Relative to the page, so a demo mounted under a sub-path finds it too.
+        return f"{match.group(1)}gradio_api/file={quote(str(path))}{match.group(3)}"
+
+    return IMAGE_LINK.sub(link, card)
+
+
 @user_errors
 def model_card(registry: ModelRegistry, name: str | None) -> str:
     """The model's README.md if it ships one, else a card generated from its configs and files."""
@@ -59,7 +87,7 @@ def model_card(registry: ModelRegistry, name: str | None) -> str:
     info = registry.info(name)
     readme = info.path / "README.md"
     if readme.is_file():
-        return _strip_front_matter(readme.read_text(errors="replace"))
+        return _served_images(_strip_front_matter(readme.read_text(errors="replace")), info.path)
     counts = {part: _parameter_count(info.path / part / "model.safetensors") for part in ("vqvae", "prior")}
     count_rows = [f"| {part} | {count / 1e6:.2f} M |" if count is not None else f"| {part} | unreadable |"
                   for part, count in counts.items()]

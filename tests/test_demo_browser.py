@@ -178,6 +178,31 @@ def test_model_card_table_headers_do_not_break_inside_words(page, demo_server):
         readme.unlink()
 
 
+def show_model_card(page, name: str, other: str = "digits-tiny") -> None:
+    """The Model tab of `name`, re-read from its folder (the card is read when the model is picked)."""
+    for pick in (other, name):
+        page.locator("#model input").click()
+        page.get_by_role("option", name=pick).click()
+    page.get_by_role("tab", name="Model").click()
+
+
+def test_model_card_pictures_beside_the_card_are_shown(page, demo_server):
+    from demo_helpers import still_image
+
+    _, registry, _ = demo_server
+    folder = registry.info("pusher-tiny").path
+    readme, picture = folder / "README.md", still_image(folder / "ROLLOUTS.png", size=(48, 32))
+    readme.write_text("# pusher-tiny\n\nReal and sampled rollouts:\n\n![rollouts](ROLLOUTS.png)\n")
+    try:
+        show_model_card(page, "pusher-tiny")
+        page.wait_for_function("() => { const img = document.querySelector('#model-card img'); "
+                               "return img && img.complete; }", timeout=TIMEOUT_MS)
+        assert page.locator("#model-card img").evaluate("img => img.naturalWidth") == 48  # 0: a broken link
+    finally:
+        readme.unlink()
+        picture.unlink()
+
+
 def test_an_idle_demo_with_a_page_open_leaves_the_cpu_idle(page):
     time.sleep(2)  # let the page's start-up requests finish
     start_cpu, start = time.process_time(), time.perf_counter()

@@ -30,3 +30,19 @@ def test_model_card_prefers_readme_and_shows_metrics(folders, tmp_path):
 
 def test_no_model_card_without_models(tmp_path):
     assert model_card(ModelRegistry.from_paths([tmp_path], device="cpu"), None) == NO_MODEL_MESSAGE
+
+
+def test_card_pictures_beside_it_are_linked_where_the_app_serves_them(folders, tmp_path):
+    import shutil
+
+    from demo_helpers import still_image
+
+    copy = shutil.copytree(folders["pusher-tiny"], tmp_path / "pusher-copy")
+    still_image(copy / "ROLLOUTS.png")
+    still_image(tmp_path / "outside.png")
+    (copy / "README.md").write_text("![a](ROLLOUTS.png) ![b](https://example.org/x.png) ![c](../outside.png) "
+                                    "![d](missing.png)\n")
+    card = model_card(ModelRegistry.from_paths([copy], device="cpu"), "pusher-copy")
+    served = f"![a](gradio_api/file={(copy / 'ROLLOUTS.png').resolve()})"
+    # Only files inside the model's folder are served; links elsewhere stay as written.
+    assert card == f"{served} ![b](https://example.org/x.png) ![c](../outside.png) ![d](missing.png)\n"
