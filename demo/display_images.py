@@ -56,13 +56,18 @@ def code_palette(n_codes: int) -> np.ndarray:
 
 
 def codes_image(codes: np.ndarray, n_codes: int, size: int = 128) -> np.ndarray:
-    """Latent grids (t, h, w) -> one image: each time slice's grid coloured by code, slices left to right."""
+    """Latent grids (t, h, w) -> one image: each time slice's grid coloured by code, the slices in reading order
+    on a near-square grid (a strip of slices left to right shrank to a line in a gallery's square tiles)."""
     t, h, w = codes.shape
     cell = max(1, size // max(h, w))
     colours = code_palette(n_codes)[codes]  # (t, h, w, 3)
     slices = upscale_nearest(colours, cell)  # (t, h*cell, w*cell, 3)
     gap = max(2, cell // 2)
-    out = np.full((h * cell, t * w * cell + (t - 1) * gap, 3), 255, dtype=np.uint8)
+    columns = math.ceil(math.sqrt(t))
+    rows = math.ceil(t / columns)
+    step_y, step_x = h * cell + gap, w * cell + gap
+    out = np.full((rows * step_y - gap, columns * step_x - gap, 3), 255, dtype=np.uint8)
     for i in range(t):
-        out[:, i * (w * cell + gap): i * (w * cell + gap) + w * cell] = slices[i]
+        y, x = (i // columns) * step_y, (i % columns) * step_x
+        out[y: y + h * cell, x: x + w * cell] = slices[i]
     return out

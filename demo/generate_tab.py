@@ -22,6 +22,7 @@ from demo.model_card import model_card as model_card_markdown
 from demo.model_controls import example_path, examples_for_model, model_controls
 from demo.model_registry import ModelRegistry
 from demo.output_store import OutputStore
+from demo.user_errors import DISMISS_ERRORS_JS
 
 CONTINUE_HELP = ("**Continue** extends one sample of the result: its last frames become the start of a new "
                  "window, and the action table's rows drive the new frames (as many as *Frames*). "
@@ -214,8 +215,10 @@ def build_generate_tab(registry: ModelRegistry, store: OutputStore, gpu, model: 
     def parse_actions(model, text):
         return apply_actions_text(text, action_dim_of(model), world_of(model))
 
-    use_text.click(parse_actions, [model, actions_text], actions, api_name="parse_actions")
-    actions_text.submit(parse_actions, [model, actions_text], actions, api_visibility="private")
+    # Actions from the text (or typed into the table) are no preset's: the radio no longer names one.
+    for event in (use_text.click(parse_actions, [model, actions_text], actions, api_name="parse_actions"),
+                  actions_text.submit(parse_actions, [model, actions_text], actions, api_visibility="private")):
+        event.success(lambda: None, None, preset, api_visibility="private", queue=False)
 
     def on_frames(name, table, frames):
         dim = action_dim_of(name)
@@ -233,7 +236,8 @@ def build_generate_tab(registry: ModelRegistry, store: OutputStore, gpu, model: 
         except ValueError:
             return gr.skip()  # half-edited table: the text catches up on the next valid edit
 
-    actions.input(on_table_edit, [model, actions], actions_text, api_visibility="private")
+    actions.input(on_table_edit, [model, actions], actions_text, api_visibility="private").success(
+        lambda: None, None, preset, api_visibility="private", queue=False)
 
     def outputs_of(updates):
         """GenerationUpdates -> (preview, progress, video, gif, seed used, session, continue sample)."""
@@ -276,6 +280,8 @@ def build_generate_tab(registry: ModelRegistry, store: OutputStore, gpu, model: 
                                            api_visibility="private").then(
         run_continue, [session, continue_sample, actions, *sampling_inputs], stream_outputs,
         api_name="continue", show_progress="minimal", show_progress_on=[progress])
+    for button in (generate_button, continue_button, use_text):
+        button.click(None, js=DISMISS_ERRORS_JS)  # a new try: the last one's errors close
     stop_button.click(lambda: ("Stopped.", gr.update(variant="secondary")), None, [progress, stop_button],
                       cancels=[generate_event, continue_event], api_visibility="private", queue=False)
     for event in (generate_event, continue_event):

@@ -36,6 +36,7 @@ CSS = """
 #model-card th { overflow-wrap: normal; word-break: normal; white-space: nowrap; }
 #model-card td { overflow-wrap: break-word; word-break: normal; }
 #model-card table { display: block; overflow-x: auto; }
+#recon-scores th *, #recon-scores td * { overflow-wrap: normal; word-break: normal; }
 """
 
 INTRO = """# VideoGPT

@@ -25,7 +25,7 @@ from demo.examples import example_videos
 from demo.input_checks import whole_number
 from demo.model_registry import ModelRegistry
 from demo.output_store import OutputStore
-from demo.user_errors import named_by_file_name, user_errors
+from demo.user_errors import DISMISS_ERRORS_JS, named_by_file_name, user_errors
 from videogpt_core.comparison_video import ERROR_SATURATION, side_by_side
 from videogpt_core.config import VQVAEConfig
 from videogpt_core.devices import resolve_device
@@ -213,18 +213,23 @@ class Comparison:
     report: dict  # the JSON that `videogpt reconstruct` prints
 
 
-def _scores_table(report: dict, windows: dict[str, int]) -> pd.DataFrame:
+# The scores table's columns, also shown before any run (an empty table would read "1 2 3"). Few and short, so
+# the table fits its panel: the clip's raw bits (the same for every codec) and each codec's windows are in the
+# summary, everything in the JSON.
+SCORE_COLUMNS = ("codec", "PSNR (dB)", "SSIM", "bits", "ratio", "codes", "codes used", "time (s)")
+
+
+def _scores_table(report: dict) -> pd.DataFrame:
     rows = []
     for codec in report["codecs"]:
         t, h, w = codec["latent_shape"]
         rows.append({
             "codec": codec["name"], "PSNR (dB)": round(codec["psnr"], 2), "SSIM": round(codec["ssim"], 3),
-            "bits before": codec["raw_bits"], "bits after": round(codec["bits"]),
-            "compression": f"{codec['compression_ratio']:.1f}×", "codes": f"{t}×{h}×{w}",
-            "codebook used": f"{codec['codebook_usage']} of {codec['n_codes']}",
-            "windows": windows[codec["name"]], "seconds": round(codec["seconds"], 2),
+            "bits": round(codec["bits"]), "ratio": f"{codec['compression_ratio']:.1f}×",
+            "codes": f"{t}×{h}×{w}", "codes used": f"{codec['codebook_usage']} of {codec['n_codes']}",
+            "time (s)": round(codec["seconds"], 2),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
 
 
 @user_errors
@@ -248,7 +253,6 @@ def reconstruct(codecs: CodecRegistry, store: OutputStore, upload, codec_names, 
     video = write_mp4(store.new_folder() / "reconstruction.mp4", grid, fps)
     psnr = pd.DataFrame([{"frame": index + 1, "psnr_db": value, "codec": result.name}
                          for result in results for index, value in enumerate(result.psnr_per_frame)])
-    windows = {codec.name: math.ceil(len(clip) / codec.vqvae.config.sequence_length) for codec in chosen}
     codes = [(codes_image(result.codes, result.n_codes),
               f"{result.name}: {np.unique(result.codes).size} of {result.n_codes} codes") for result in results]
     clip_name = Path(path).name
@@ -259,8 +263,9 @@ def reconstruct(codecs: CodecRegistry, store: OutputStore, upload, codec_names, 
                      f"{MAX_FRAMES} per request here; `videogpt reconstruct CLIP --start S --frames N` does any "
                      "span).")
     lines.append("Each codec works window by window of its training length: " + ", ".join(
-        f"{codec.name} {codec.vqvae.config.sequence_length} frames" for codec in chosen) + ".")
-    return Comparison(str(video), psnr, _scores_table(report, windows), codes, "\n\n".join(lines),
+        f"{codec.name} {codec.vqvae.config.sequence_length} frames "
+        f"({math.ceil(len(clip) / codec.vqvae.config.sequence_length)} windows)" for codec in chosen) + ".")
+    return Comparison(str(video), psnr, _scores_table(report), codes, "\n\n".join(lines),
                       {"input": clip_name, "fps": fps, **report})
 
 
@@ -295,10 +300,13 @@ def build_reconstruct_tab(codecs: CodecRegistry, store: OutputStore,
                                  loop=True, interactive=False, elem_id="recon-video")
                 plot = gr.LinePlot(x="frame", y="psnr_db", color="codec", title="PSNR per frame", x_title="frame",
                                    y_title="PSNR (dB)", color_title="codec", height=260, elem_id="psnr-plot")
-                scores = gr.Dataframe(label="Scores on this clip", interactive=False, elem_id="recon-scores")
+                # Wrapped cells: ten columns fit the column instead of scrolling off its right edge.
+                scores = gr.Dataframe(pd.DataFrame(columns=list(SCORE_COLUMNS)), label="Scores on this clip",
+                                      interactive=False, wrap=True, elem_id="recon-scores")
                 summary = gr.Markdown(elem_id="recon-summary")
-                codes = gr.Gallery(label="Codes used: one colour per code, latent time slices left to right",
-                                   columns=2, height=200, allow_preview=True, object_fit="contain",
+                # Square tiles, three a row, all on screen: each codec's grid and its name readable at once.
+                codes = gr.Gallery(label="Codes used: one colour per code, latent time slices in reading order",
+                                   columns=3, height="auto", allow_preview=True, object_fit="contain",
                                    elem_id="codes-map")
                 with gr.Accordion("Scores as JSON (what `videogpt reconstruct` prints)", open=False):
                     report = gr.JSON(elem_id="recon-json")
@@ -310,3 +318,4 @@ def build_reconstruct_tab(codecs: CodecRegistry, store: OutputStore,
 
     button.click(run_reconstruct, [upload, chosen, resolution, n_frames], [video, plot, scores, summary, codes, report],
                  api_name="reconstruct", show_progress_on=[video])
+    button.click(None, js=DISMISS_ERRORS_JS)  # a new try: the last one's errors close

@@ -10,10 +10,18 @@ from pathlib import Path
 
 import gradio as gr
 
+# Run in the browser when the user starts something new (js= of a click): the error messages still on screen
+# are about the last try, so they close. They do not time out, as they may be read at leisure.
+DISMISS_ERRORS_JS = """() => {
+    document.querySelectorAll('[data-testid="toast-body"].error [data-testid="toast-close"]')
+        .forEach(button => button.click());
+}"""
+
 
 def user_error(message: str) -> gr.Error:
     """A message for the person at the browser; not a server fault, so no traceback in the log. It stays on
-    screen until closed (a toast that vanished after 10 s left only red badges to puzzle over)."""
+    screen until closed or the next try (a toast that vanished after 10 s left only red badges to puzzle
+    over)."""
     return gr.Error(message, duration=None, print_exception=False)
 
 

@@ -136,6 +136,30 @@ def test_an_error_is_one_lasting_message_not_badges_on_every_panel(page):
     assert toast.is_visible()
 
 
+def test_an_error_closes_when_the_user_tries_again(page):
+    page.locator("#generate").click()  # no first frame picked
+    toast = page.locator("[data-testid='toast-body']", has_text="starts from a first frame")
+    toast.wait_for(timeout=TIMEOUT_MS)
+    pick_first_example(page)
+    page.locator("#generate").click()
+    toast.wait_for(state="hidden", timeout=15_000)  # it was about the last try
+    page.wait_for_function("() => document.querySelector('#progress').innerText.includes('Done:')",
+                           timeout=TIMEOUT_MS)
+
+
+def test_actions_from_the_text_leave_no_preset_named(page):
+    page.locator("#preset").get_by_text("circle").click()
+    page.wait_for_function("() => document.querySelector('#actions').innerText.includes('1.77')",
+                           timeout=TIMEOUT_MS)
+    assert page.locator("#preset input:checked").count() == 1
+    page.locator("#actions-text textarea").fill("1,0 x3")
+    page.locator("#use-text").click()
+    page.wait_for_function("() => !document.querySelector('#actions').innerText.includes('1.77')",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelectorAll('#preset input:checked').length === 0",
+                           timeout=15_000)
+
+
 def test_presets_fill_the_table_with_the_numbers_they_mean(page):
     page.locator("#preset").get_by_text("circle").click()
     page.wait_for_function("() => document.querySelector('#actions').innerText.includes('1.77')",

@@ -107,10 +107,11 @@ def test_two_codecs_side_by_side_with_the_library_scores(codecs, store, clip):
     assert np.isfinite(result.psnr["psnr_db"]).all()
     # 8 frames of 64x64 RGB before; 4x16x16 codes of log2(16) = 4 bits after.
     row = result.scores.set_index("codec").loc[GENERAL]
-    assert row["bits before"] == 8 * 64 * 64 * 3 * 8 and row["bits after"] == 4 * 16 * 16 * 4
-    assert row["compression"] == f"{8 * 64 * 64 * 3 * 8 / (4 * 16 * 16 * 4):.1f}×"
-    assert row["codes"] == "4×16×16" and row["codebook used"].endswith("of 16")
-    assert 0 < row["SSIM"] <= 1 and row["windows"] == 2  # trained on 4-frame clips
+    assert result.report["raw_bits"] == 8 * 64 * 64 * 3 * 8 and row["bits"] == 4 * 16 * 16 * 4
+    assert f"{8 * 64 * 64 * 3 * 8:,} bits of raw RGB" in result.summary
+    assert row["ratio"] == f"{8 * 64 * 64 * 3 * 8 / (4 * 16 * 16 * 4):.1f}×"
+    assert row["codes"] == "4×16×16" and row["codes used"].endswith("of 16")
+    assert 0 < row["SSIM"] <= 1 and f"{GENERAL} 4 frames (2 windows)" in result.summary  # 8 frames
     assert [caption.split(":")[0] for _, caption in result.codes] == [GENERAL, "pusher-tiny"]
     json.dumps(result.report)  # the JSON output is JSON
 
@@ -120,7 +121,7 @@ def test_128_pixels_and_a_long_clip_capped_with_a_message(codecs, store, tmp_pat
     result = reconstruct(codecs, store, str(long_clip), ["uncond-tiny"], 128, 12)
     assert result.report["resolution"] == 128 and result.report["frames"] == 12
     assert "only its first 12 frames were reconstructed" in result.summary
-    assert result.scores.loc[0, "windows"] == 2  # 12 frames, 6-frame windows
+    assert "uncond-tiny 6 frames (2 windows)" in result.summary  # 12 frames, 6-frame windows
     assert probe_stream(result.video).width == 2 * 128 * 2
     short = reconstruct(codecs, store, str(long_clip), ["uncond-tiny"], 64, MAX_FRAMES)
     assert short.report["frames"] == 30 and "longer" not in short.summary
@@ -263,6 +264,8 @@ def test_upload_in_a_browser_and_see_the_comparison(server, clip):
         try:
             page.goto(server[2], wait_until="domcontentloaded")
             page.get_by_role("tab", name="Reconstruct").click(timeout=TIMEOUT_MS)
+            headers = page.locator("#recon-scores thead").inner_text().split()
+            assert headers[:3] == ["codec", "PSNR", "(dB)"], headers  # an empty table read "1 2 3"
             page.locator("#recon-upload input[type=file]").set_input_files(str(clip))
             # Uploaded once the file's size is shown; the name's stem and suffix may wrap onto two lines.
             page.wait_for_function("() => /square\\.mp4.*KB/.test(document.querySelector('#recon-upload')"
@@ -277,7 +280,30 @@ def test_upload_in_a_browser_and_see_the_comparison(server, clip):
             assert all(name in scores for name in (GENERAL, "digits-tiny", "pusher-tiny", "uncond-tiny"))
             page.wait_for_selector("#psnr-plot canvas, #psnr-plot svg", timeout=TIMEOUT_MS)
             assert "10 frames at 64×64" in page.locator("#recon-summary").inner_text()  # the whole clip
+            assert_scores_and_codes_fully_shown(page)
         finally:
             page.screenshot(path=str(SCREENSHOT), full_page=True)  # to look at by hand
             browser.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def assert_scores_and_codes_fully_shown(page) -> None:
+    """The scores table inside its panel (not cut off on the right); every codec's code map on screen at once,
+    filling at least half its tile, with its name readable."""
+    from test_demo_browser import TIMEOUT_MS
+
+    page.wait_for_function("() => [...document.querySelectorAll('#codes-map img')].every(img => img.complete)",
+                           timeout=TIMEOUT_MS)
+    table, panel = (page.locator(selector).evaluate("e => e.getBoundingClientRect().right")
+                    for selector in ("#recon-scores table", "#recon-scores"))
+    assert table <= panel + 1, f"the scores table runs {table - panel:.0f} px past its panel"
+    assert page.locator("#codes-map .grid-wrap").evaluate("e => e.scrollHeight <= e.clientHeight + 1")
+    tiles = page.locator("#codes-map .thumbnail-item").evaluate_all("""tiles => tiles.map(tile => {
+        const img = tile.querySelector('img'), caption = tile.querySelector('.caption-label');
+        const fit = Math.min(tile.clientWidth / img.naturalWidth, tile.clientHeight / img.naturalHeight);
+        return {filled: fit * fit * img.naturalWidth * img.naturalHeight / (tile.clientWidth * tile.clientHeight),
+                caption: caption.innerText, readable: caption.scrollWidth <= caption.clientWidth};
+    })""")
+    assert len(tiles) == 4
+    for tile in tiles:
+        assert tile["filled"] >= 0.5 and tile["readable"], tile
