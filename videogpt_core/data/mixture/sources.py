@@ -10,6 +10,7 @@ own episode s, so test episodes of a world are that world's test episodes.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Iterable
 
 import numpy as np
 
@@ -35,9 +36,12 @@ def _world_problem(name: str) -> str | None:
     return None
 
 
-def available_worlds(names: tuple[str, ...] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Those of the registered worlds `names` (default: all) that render here, and a note for each skipped one."""
-    problems = {name: _world_problem(name) for name in (WORLDS if names is None else names) if name in WORLDS}
+def available_worlds(names: Iterable[str] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Those of the registered worlds `names` (default: all) that render here, in the registry's order, and a
+    note for each skipped one. The order is the registry's whatever the order of `names`: the sources' order
+    decides which source a seed picks, so the same seeds give the same episodes in every run."""
+    names = set(WORLDS if names is None else names)
+    problems = {name: _world_problem(name) for name in WORLDS if name in names}
     return (tuple(name for name, problem in problems.items() if problem is None),
             tuple(problem for problem in problems.values() if problem))
 
@@ -90,7 +94,7 @@ class MixtureSources:
             notes += split_notes
         # Only the worlds the mix can pick are started: a simulator takes seconds to start.
         named = None if mix is None else {part.partition("=")[0].strip() for part in mix.split(",")}
-        self.worlds, world_notes = available_worlds(None if named is None or "worlds" in named else tuple(named))
+        self.worlds, world_notes = available_worlds(None if named is None or "worlds" in named else named)
         self.notes = tuple(notes) + world_notes
         self.probabilities = parse_mix(mix, self.worlds)
         if any(name in IMAGE_SOURCES for name in self.probabilities):
