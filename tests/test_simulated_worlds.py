@@ -16,6 +16,7 @@ from videogpt_core.data import open_dataset
 from videogpt_core.data.codes import CodeDataset, encode_dataset
 from videogpt_core.data.make_dataset import add_commands, write_world_dataset
 from videogpt_core.data.worlds import TEST_SEED_OFFSET, get_world
+from videogpt_core.data.worlds.simulators import close_simulators
 from videogpt_core.evaluation.evaluate import evaluate
 from videogpt_core.evaluation.rollout_scores import video_psnr
 
@@ -180,15 +181,11 @@ def test_default_episode_length_is_the_scenarios(tmp_path):
 
 
 def test_missing_simulator_names_the_install_command(monkeypatch, tmp_path):
-    import videogpt_core.data.worlds.fetchpush as fetchpush_module
-    import videogpt_core.data.worlds.vizdoom as vizdoom_module
-
+    close_simulators()  # the engines earlier tests started: the next episode must start (import) one
     monkeypatch.setitem(sys.modules, "vizdoom", None)  # `import vizdoom` now raises ImportError
-    monkeypatch.setattr(vizdoom_module, "_GAMES", {})
     with pytest.raises(ImportError, match=r"'vizdoom'.*pip install -e \"\.\[worlds\]\""):
         write_world_dataset("vizdoom", tmp_path, n_train=1, n_test=1, n_frames=2, progress=False)
     monkeypatch.setitem(sys.modules, "mujoco", None)
-    monkeypatch.setattr(fetchpush_module, "_SIMULATOR", None)
     with pytest.raises(ImportError, match=r"'fetchpush'.*pip install -e \"\.\[worlds\]\""):
         generate_fetchpush_episode(0, 2)
 

@@ -10,15 +10,16 @@ actions)` renders the same frames byte for byte.
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import io
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from .optional_packages import import_world_package
+from .simulators import simulator
 
 FRAME_SIZE = 64
 ENV_ID = "FetchPush-v4"
@@ -42,7 +43,8 @@ class FetchPushEpisode:
 
 
 class _FetchPushSimulator:
-    """One FetchPush environment per process (making one and its first render take ~2 s), reset per episode."""
+    """One FetchPush environment per process (making one and its first render take ~2 s), reset per episode
+    (see simulators.py for when it is closed)."""
 
     def __init__(self):
         os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering without a display
@@ -66,10 +68,9 @@ class _FetchPushSimulator:
         mocap_body = self.mujoco.mj_name2id(model, self.mujoco.mjtObj.mjOBJ_BODY, "robot0:mocap")
         model.geom_rgba[model.geom_bodyid == mocap_body, 3] = 0.0  # and the mocap target's see-through boxes
         self.grip_site = self.mujoco.mj_name2id(model, self.mujoco.mjtObj.mjOBJ_SITE, _GRIP_SITE)
-        # The first render starts the OpenGL context (and registers its own clean-up at exit); closing the
-        # renderer before that clean-up (exit handlers run last-in first-out) keeps the exit quiet.
+        # The first render starts the OpenGL context (and registers its own clean-up at exit): done here, so
+        # the simulator is closed before that clean-up runs (simulators.py).
         self.reset(0)
-        atexit.register(self.env.close)
 
     def reset(self, seed: int) -> np.ndarray:
         self.env.reset(seed=int(seed))
@@ -118,14 +119,13 @@ def project_points(camera, points: np.ndarray, width: int, height: int) -> np.nd
     return np.stack([x, y], axis=-1)
 
 
-_SIMULATOR: _FetchPushSimulator | None = None
-
-
 def _simulator() -> _FetchPushSimulator:
-    global _SIMULATOR
-    if _SIMULATOR is None:
-        _SIMULATOR = _FetchPushSimulator()
-    return _SIMULATOR
+    return simulator("fetchpush", _start_simulator)
+
+
+def _start_simulator() -> tuple[_FetchPushSimulator, Callable[[], None]]:
+    started = _FetchPushSimulator()
+    return started, started.env.close
 
 
 class PushingPolicy:

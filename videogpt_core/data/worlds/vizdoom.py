@@ -12,16 +12,17 @@ numbers), so `replay_vizdoom(seed, actions)` renders the same frames byte for by
 """
 from __future__ import annotations
 
-import atexit
+import contextlib
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from .optional_packages import import_world_package
+from .simulators import simulator
 
 FRAME_SIZE = 64
 DEFAULT_SCENARIO = "health_gathering_supreme"
@@ -111,28 +112,17 @@ def check_frame_skip(frame_skip: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# The engine: one game per scenario and process, reused across episodes (starting one takes ~0.5 s).
-
-_GAMES: dict[str, object] = {}
-_CONFIG_DIR: str | None = None
-
-
-def _close_games() -> None:
-    for game in _GAMES.values():
-        game.close()
-    _GAMES.clear()
-    if _CONFIG_DIR is not None:
-        shutil.rmtree(_CONFIG_DIR, ignore_errors=True)
+# The engine: one game per scenario and process, reused across episodes (starting one takes ~0.5 s). The game
+# runs its engine as a child process of this one (see simulators.py for when it is closed).
 
 
 def _game(scenario: VizdoomScenario):
-    global _CONFIG_DIR
-    if scenario.name in _GAMES:
-        return _GAMES[scenario.name]
+    return simulator(f"vizdoom:{scenario.name}", lambda: _start_game(scenario))
+
+
+def _start_game(scenario: VizdoomScenario):
+    """(game, close) for a new game of `scenario`; its engine runs in a private folder, removed on close."""
     vzd = import_world_package("vizdoom", "vizdoom")
-    if _CONFIG_DIR is None:
-        _CONFIG_DIR = tempfile.mkdtemp(prefix="videogpt-vizdoom-")
-        atexit.register(_close_games)
     game = vzd.DoomGame()
     if scenario.config:
         game.load_config(os.path.join(vzd.scenarios_path, scenario.config))
@@ -144,8 +134,9 @@ def _game(scenario: VizdoomScenario):
     if scenario.invulnerable:
         game.add_game_args("+sv_cheats 1")
     game.set_available_buttons([getattr(vzd.Button, name) for name in scenario.buttons])
-    # The engine writes its settings file next to the process; keep it in a private folder instead.
-    game.set_doom_config_path(os.path.join(_CONFIG_DIR, "_vizdoom.ini"))
+    folder = tempfile.mkdtemp(prefix="videogpt-vizdoom-")
+    # The engine writes its settings file next to the process; keep it in the private folder instead.
+    game.set_doom_config_path(os.path.join(folder, "_vizdoom.ini"))
     game.set_window_visible(False)
     game.set_mode(vzd.Mode.PLAYER)
     game.set_screen_format(vzd.ScreenFormat.RGB24)
@@ -161,13 +152,33 @@ def _game(scenario: VizdoomScenario):
     game.set_available_game_variables([vzd.GameVariable.POSITION_X, vzd.GameVariable.POSITION_Y])
     game.set_depth_buffer_enabled(True)  # the policy steers away from near walls
     game.set_labels_buffer_enabled(True)  # ... and towards medkits and monsters
-    runtime_dir = Path.cwd() / "_vizdoom"  # the engine makes this (empty) folder in the working directory
-    made_runtime_dir = not runtime_dir.exists()
-    game.init()
-    if made_runtime_dir and runtime_dir.is_dir() and not any(runtime_dir.iterdir()):
-        runtime_dir.rmdir()
-    _GAMES[scenario.name] = game
-    return game
+    # The engine starts in this process's working directory, where it makes a `_vizdoom` folder (and the game
+    # reads a `_vizdoom.cfg` that would override our settings): two engines starting in one folder race over
+    # it. In the private folder each engine sees only its own.
+    try:
+        with _working_directory(folder):
+            game.init()
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+    def close() -> None:
+        try:
+            game.close()  # ends the engine process (which ignores SIGTERM) and removes its shared memory
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return game, close
+
+
+@contextlib.contextmanager
+def _working_directory(folder: str) -> Iterator[None]:
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def _frame(state) -> np.ndarray:
