@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import h5py
@@ -27,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..atomic_files import atomic_path
+from .episode_workers import WorkerDied, episode_renderer
 from .worlds import SPLITS, TEST_SEED_OFFSET, WORLDS, WorldSpec, checked_episode_counts, get_world, split_seeds
 from .worlds.pusher import MAX_OBJECTS
 
@@ -78,6 +81,10 @@ def _render_episode(job: tuple[str, int, int, tuple]) -> dict[str, np.ndarray]:
     return _episode_arrays(spec, spec.generate(seed, n_frames), n_frames)
 
 
+def _describe_episode(job: tuple[str, int, int, tuple]) -> str:
+    return f"{job[0]} episode seed {job[1]}"
+
+
 def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_test: int | None = None,
                         n_frames: int | None = None, base_seed: int = 0, progress: bool = True, workers: int = 1,
                         overwrite: bool = False, **options) -> Path:
@@ -97,13 +104,11 @@ def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_
     if path.exists() and not overwrite:  # checked before rendering: a data set is hours of work to redo
         raise ValueError(f"{path} already exists; pass --overwrite to replace it, or choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
-    executor = ProcessPoolExecutor(workers) if workers > 1 else None
-    render = executor.map if executor else map
-    try:
-        # Start the simulator (and the worker processes) before the file is open: the vizdoom engine is a
-        # child process that would inherit the open file and keep its lock after we close it.
-        warm_up = (world, int(seeds["train"][0]), 2, options)
-        list(render(_render_episode, [warm_up] * workers))
+    with episode_renderer(workers, _render_episode, _describe_episode) as render:
+        if workers == 1:
+            # Start the simulator before the file is open: the vizdoom engine is a child process that would
+            # inherit the open file and keep its lock after we close it (the workers start before it, too).
+            render([(world, int(seeds["train"][0]), 2, options)])
         # Written beside `path` and renamed into place only when complete.
         with atomic_path(path) as partial, h5py.File(partial, "w") as file:
             file.attrs.update(world=world, fps=spec.fps, action_dim=spec.action_dim, n_frames=n_frames,
@@ -122,7 +127,7 @@ def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_
                            disable=not progress)
                 for start in range(0, len(split_seed_list), _WRITE_BATCH):
                     jobs = [(world, int(seed), n_frames, options) for seed in split_seed_list[start: start + _WRITE_BATCH]]
-                    batch = list(render(_render_episode, jobs))
+                    batch = render(jobs)
                     stop = start + len(batch)
                     for key, dataset in datasets.items():
                         per_video = key in ("labels", "object_colours")
@@ -130,13 +135,37 @@ def write_world_dataset(world: str, out_dir: str | os.PathLike, n_train: int, n_
                         dataset[rows] = np.concatenate([arrays[key] for arrays in batch])
                     bar.update(len(batch))
                 bar.close()
-    finally:
-        if executor:
-            executor.shutdown()
     return path
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C's KeyboardInterrupt is, so that the same clean-up runs."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
 def _run_make_dataset(args: argparse.Namespace) -> int:
+    """The command. SIGTERM stops it as Ctrl-C does: the partial file is deleted, the workers and simulators
+    are closed."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) \
+        if threading.current_thread() is threading.main_thread() else None
+    try:
+        return _make_dataset(args)
+    except KeyboardInterrupt as interrupt:
+        signum = signal.SIGTERM if isinstance(interrupt, _Terminated) else signal.SIGINT
+        print(f"videogpt make-dataset: stopped by {signum.name}; nothing was written", file=sys.stderr)
+        return 128 + signum
+    except WorkerDied as error:
+        print(f"videogpt make-dataset: error: {error}; nothing was written", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _make_dataset(args: argparse.Namespace) -> int:
     if args.world == "mixture":
         from .mixture import write_mixture_dataset
 

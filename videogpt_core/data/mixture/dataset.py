@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
-from functools import partial as partial_episode
+from functools import partial as partial_function
 from pathlib import Path
 
 import h5py
@@ -23,13 +21,26 @@ import numpy as np
 from tqdm import tqdm
 
 from ...atomic_files import atomic_path
+from ..episode_workers import episode_renderer
 from ..worlds import SPLITS, checked_episode_counts, split_seeds
+from ..worlds.simulators import closing_new_simulators
 from .sources import MixtureSources
 
 FPS = 10
 _WRITE_BATCH = 64  # episodes buffered per HDF5 write
 
 
+def _render_episode(sources: MixtureSources, job: tuple[int, str, int, int]) -> tuple[np.ndarray, str, list[str]]:
+    """The episode of a job (seed, split, n_frames, size); a module-level function so worker processes can run it."""
+    seed, split, n_frames, size = job
+    return sources.episode(seed, split, n_frames, size)
+
+
+def _describe_episode(job: tuple[int, str, int, int]) -> str:
+    return f"mixture {job[1]} episode seed {job[0]}"
+
+
+@closing_new_simulators()  # also those started to see which worlds run here
 def write_mixture_dataset(out_dir: str | os.PathLike, n_train: int, n_test: int | None = None,
                           n_frames: int = 16, base_seed: int = 0, resolution: int = 64, mix: str | None = None,
                           progress: bool = True, workers: int = 1, overwrite: bool = False) -> Path:
@@ -50,10 +61,11 @@ def write_mixture_dataset(out_dir: str | os.PathLike, n_train: int, n_test: int 
     if path.exists() and not overwrite:  # checked before rendering: a data set is hours of work to redo
         raise ValueError(f"{path} already exists; pass --overwrite to replace it, or choose another --out")
     counts: dict[str, dict[str, int]] = {}
-    executor = ProcessPoolExecutor(workers) if workers > 1 else None
-    render = executor.map if executor else map
-    # Written beside `path` and renamed into place only when complete.
-    with atomic_path(path) as partial, h5py.File(partial, "w") as file, executor or nullcontext():
+    render_episode = partial_function(_render_episode, sources)
+    # The workers start before the file is open, so that they do not hold it. Written beside `path` and renamed
+    # into place only when complete.
+    with episode_renderer(workers, render_episode, _describe_episode) as render, \
+            atomic_path(path) as partial, h5py.File(partial, "w") as file:
         file.attrs.update(
             world="mixture", fps=FPS, n_frames=n_frames, base_seed=base_seed, action_dim=0,
             description="photographs filmed by a synthetic moving camera with moving cut-outs, dead-leaves "
@@ -73,9 +85,8 @@ def write_mixture_dataset(out_dir: str | os.PathLike, n_train: int, n_test: int 
             source_index = np.zeros(n_videos, np.int64)
             bar = tqdm(total=n_videos, desc=f"mixture {split}", unit="episode", disable=not progress)
             for start in range(0, n_videos, _WRITE_BATCH):
-                seed_batch = [int(seed) for seed in split_seed_list[start: start + _WRITE_BATCH]]
-                batch = list(render(partial_episode(sources.episode, split=split, n_frames=n_frames,
-                                                    size=resolution), seed_batch))
+                batch = render([(int(seed), split, n_frames, resolution)
+                                for seed in split_seed_list[start: start + _WRITE_BATCH]])
                 for offset, (_, source, _) in enumerate(batch):
                     source_index[start + offset] = sources.names.index(source)
                 data[start * n_frames: (start + len(batch)) * n_frames] = np.concatenate([item[0] for item in batch])
