@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "videogpt_core.fvd.convert_i3d",
     "videogpt_core.sample_cli",
     "videogpt_core.reconstruct_cli",
+    "videogpt_core.space_export",
 )
 
 
