@@ -41,8 +41,9 @@ class FrameConv3d(nn.Conv3d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[2] != 1 or self.stride[0] != 1 or self.kernel_size[0] != 2 * self.padding[0] + 1:
             return super().forward(x)
-        weight = self.weight[:, :, self.padding[0]]  # the one time tap that meets the frame
-        return F.conv2d(x[:, :, 0], weight, self.bias, self.stride[1:], self.padding[1:])[:, :, None]
+        # The one time tap that meets the frame; both operands contiguous: oneDNN crashed on a strided input.
+        weight = self.weight[:, :, self.padding[0]].contiguous()
+        return F.conv2d(x[:, :, 0].contiguous(), weight, self.bias, self.stride[1:], self.padding[1:])[:, :, None]
 
 
 def _conv3(in_channels: int, out_channels: int, stride=1) -> nn.Conv3d:
