@@ -156,6 +156,17 @@ def test_the_command(tmp_path, capsys):
     assert cli.main(["export-space", str(tmp_path / "out"), "--source", str(root)]) == 2  # not empty any more
 
 
+def test_a_plain_install_exports_the_clone_it_runs_in(tmp_path, monkeypatch):
+    import videogpt_core.space_export as space_export
+
+    root = small_repo(tmp_path / "repo")
+    monkeypatch.setattr(space_export, "REPO_ROOT", tmp_path / "site-packages")  # no app.py beside the package
+    monkeypatch.chdir(root)
+    assert cli.main(["export-space", str(tmp_path / "out")]) == 0 and (tmp_path / "out" / "app.py").is_file()
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["export-space", str(tmp_path / "again")]) == 2  # not a clone: says to give --source
+
+
 # ---- the exported folder serves ---------------------------------------------------------------------------
 
 

@@ -135,8 +135,7 @@ def _check_source(root: Path) -> None:
     missing = [name for name in (*FILES, *FOLDERS, "README.md") if not (root / name).exists()]
     if missing:
         raise FileNotFoundError(f"{root} is not a clone of the VideoGPT repository (no {', '.join(missing)}); "
-                                "run `videogpt export-space` from a clone's editable install (pip install -e .) or "
-                                "give the clone with --source DIR")
+                                "run `videogpt export-space` inside a clone or give the clone with --source DIR")
 
 
 def _check_out(out: Path, root: Path) -> None:
@@ -174,8 +173,14 @@ def export_space(out: str | Path, root: str | Path = REPO_ROOT) -> SpaceExport:
     return SpaceExport(out, files, lfs_files, models, sum((out / relative).stat().st_size for relative in files))
 
 
+def default_source() -> Path:
+    """The clone this package runs from (an editable install), else the current folder (a plain install run
+    inside a clone)."""
+    return REPO_ROOT if (REPO_ROOT / "app.py").is_file() else Path.cwd()
+
+
 def _run(args: argparse.Namespace) -> int:
-    export = export_space(args.out, args.source)
+    export = export_space(args.out, args.source or default_source())
     print(f"wrote {len(export.files)} files ({export.total_bytes / 1e6:.1f} MB) to {export.folder}: the app, the "
           f"library and {len(export.models)} model(s) ({', '.join(export.models)}) without trainer state; "
           f"{len(export.lfs_files)} files under LFS rules (.gitattributes)")
@@ -193,6 +198,7 @@ def add_commands(subparsers) -> None:
         "git remote add space https://huggingface.co/spaces/USER/NAME && git push space HEAD:main")
     parser.add_argument("out", metavar="OUT", type=Path,
                         help="the Space folder to write: new, empty, or a fresh clone of a Space")
-    parser.add_argument("--source", type=Path, default=REPO_ROOT, metavar="DIR",
-                        help=f"the repository to export (default: the clone this package runs from, {REPO_ROOT})")
+    parser.add_argument("--source", type=Path, default=None, metavar="DIR",
+                        help="the clone of the repository to export (default: the clone this package runs from, "
+                             "else the current folder)")
     parser.set_defaults(func=_run)
