@@ -254,7 +254,7 @@ def reconstruct(codecs: CodecRegistry, store: OutputStore, upload, codec_names, 
     psnr = pd.DataFrame([{"frame": index + 1, "psnr_db": value, "codec": result.name}
                          for result in results for index, value in enumerate(result.psnr_per_frame)])
     codes = [(codes_image(result.codes, result.n_codes),
-              f"{result.name}: {np.unique(result.codes).size} of {result.n_codes} codes") for result in results]
+              f"{result.name}: {np.unique(result.codes).size} of {result.n_codes}") for result in results]
     clip_name = Path(path).name
     lines = [f"**{clip_name}**: {len(clip)} frames at {resolution}×{resolution}, {fps:g} fps; "
              f"{report['raw_bits']:,} bits of raw RGB."]
@@ -300,14 +300,14 @@ def build_reconstruct_tab(codecs: CodecRegistry, store: OutputStore,
                                  loop=True, interactive=False, elem_id="recon-video")
                 plot = gr.LinePlot(x="frame", y="psnr_db", color="codec", title="PSNR per frame", x_title="frame",
                                    y_title="PSNR (dB)", color_title="codec", height=260, elem_id="psnr-plot")
-                # Wrapped cells: ten columns fit the column instead of scrolling off its right edge.
+                # Wrapped cells: the columns fit the panel instead of scrolling off its right edge.
                 scores = gr.Dataframe(pd.DataFrame(columns=list(SCORE_COLUMNS)), label="Scores on this clip",
                                       interactive=False, wrap=True, elem_id="recon-scores")
                 summary = gr.Markdown(elem_id="recon-summary")
                 # Square tiles, three a row, all on screen: each codec's grid and its name readable at once.
-                codes = gr.Gallery(label="Codes used: one colour per code, latent time slices in reading order",
-                                   columns=3, height="auto", allow_preview=True, object_fit="contain",
-                                   elem_id="codes-map")
+                codes = gr.Gallery(label="Codes used (N of the codebook's M): one colour per code, time slices in "
+                                         "reading order", columns=3, height="auto", allow_preview=True,
+                                   object_fit="contain", elem_id="codes-map")
                 with gr.Accordion("Scores as JSON (what `videogpt reconstruct` prints)", open=False):
                     report = gr.JSON(elem_id="recon-json")
 
