@@ -18,6 +18,7 @@ from videogpt_core.training import run_folder
 from videogpt_core.training.accelerator import make_accelerator
 from videogpt_core.training.data_order import (EpochBatchSampler, SeededItems, media_keys, mix_seed,
                                                validation_keys)
+from videogpt_core.training.grad_layout import match_parameter_strides
 from videogpt_core.training.media import MEDIA_VIDEOS
 from videogpt_core.training.optimization import adamw, warmup_cosine
 from videogpt_core.training.rng_state import capture_rng_states, restore_rng_states, rng_preserved, seed_everything
@@ -131,6 +132,8 @@ class Trainer:
             except Exception as error:
                 raise ValueError(f"{checkpoint['model_path']}: does not match the model ({error})") from None
         model = self.task.prepare_model(model, self.world_size > 1, self.device)
+        if self.world_size > 1:
+            match_parameter_strides(model)  # gradients laid out as DDP's buckets expect (grad_layout.py)
         self.task.model = model
         optimizer = adamw(model, config.lr, config.weight_decay)
         self.scheduler = warmup_cosine(optimizer, config.warmup, config.steps, config.min_lr_ratio)
