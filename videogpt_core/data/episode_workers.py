@@ -52,18 +52,18 @@ def _raise_stop(signum, frame):
 
 def _work(connection: Connection, render: Callable[[Any], Any]) -> None:
     """A worker: jobs in, results out, until told to stop or the command is gone; then close the simulators."""
-    parent = os.getppid()  # the command (or the start method's server, which ends with it)
+    parent = os.getppid()  # the command
     try:
         if hasattr(os, "setpgid"):
             os.setpgid(0, 0)  # a group of its own, which its engines join
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle; it stops us
         signal.signal(signal.SIGTERM, _raise_stop)
         if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked since the fork (EpisodeWorkers)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked since the start (see _start)
         while True:
             if not connection.poll(_PARENT_CHECK):
                 if os.getppid() != parent:
-                    return  # the command died without stopping us (e.g. SIGKILL)
+                    return  # the command died without stopping us (e.g. SIGKILL; its end of the pipe closes too)
                 continue
             job = connection.recv()
             if job is None:
@@ -98,15 +98,16 @@ def _exit_description(exitcode: int | None) -> str:
     return f"exit status {exitcode}"
 
 
-def _kill_group(pid: int | None) -> None:
-    """SIGKILL what is left in a worker's process group: an engine that outlived it, or the worker if it hangs.
-    Called as the worker ends: its id is not given to another process before the range of ids wraps around."""
-    if pid is None or not hasattr(os, "killpg"):
-        return
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):  # the group is empty: everything in it has ended
-        pass
+def _kill_leftovers(process: multiprocessing.process.BaseProcess) -> None:
+    """SIGKILL what is left of a worker: its process group (an engine that outlived it, or the worker if it
+    hangs), and the worker itself if it is still starting (before it has a group, it has started nothing).
+    Called as the worker ends, before it is reaped: its id names no other process."""
+    if hasattr(os, "killpg"):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # no such group, or everything in it has ended
+            pass
+    process.kill()
 
 
 @dataclass
@@ -202,7 +203,7 @@ class EpisodeWorkers:
         """Bury worker `index` (it died), killing what it left, and start a new one; returns how it ended."""
         worker = self._workers[index]
         wait([worker.process.sentinel], STOP_TIMEOUT)
-        _kill_group(worker.process.pid)
+        _kill_leftovers(worker.process)
         worker.process.join()
         worker.connection.close()
         self._workers[index] = self._start()
@@ -222,7 +223,7 @@ class EpisodeWorkers:
         deadline = time.monotonic() + STOP_TIMEOUT
         for worker in self._workers:
             wait([worker.process.sentinel], max(0.0, deadline - time.monotonic()))
-            _kill_group(worker.process.pid)
+            _kill_leftovers(worker.process)
             worker.process.join()
             worker.connection.close()
         self._workers = []
