@@ -8,9 +8,7 @@ import shutil
 import pytest
 from tiny_models import tiny_prior, tiny_vqvae
 
-from videogpt_core.checkpoints import load_models, save_pipeline
-from videogpt_core.data.codes import load_vqvae
-from videogpt_core.evaluation.inputs import load_checkpoint
+from videogpt_core.checkpoints import load_codec_and_prior, load_models, load_prior, load_vqvae, save_pipeline
 from videogpt_core.model_folders import (NotAModelFolder, codec_folder, codec_folder_in, find_codec_folders,
                                          find_pipeline_folders, model_name, pipeline_folder, pipeline_folder_in)
 from videogpt_core.reconstruct import load_codec
@@ -57,7 +55,7 @@ def test_every_loader_takes_a_folder_the_rules_accept(root, kind):
     codec, pipeline = KINDS[kind]
     assert load_codec(root / kind).path == root / codec and load_codec(root / kind).name == NAMES[kind]
     assert load_vqvae(root / kind).config == load_codec(root / kind).vqvae.config
-    _, prior = load_checkpoint(root / kind)  # the evaluation scores the prior only of a pipeline
+    _, prior = load_codec_and_prior(root / kind)  # the evaluation scores the prior only of a pipeline
     assert (prior is not None) == (pipeline is not None)
     if pipeline:
         assert pipeline_folder(root / kind) == root / pipeline
@@ -100,7 +98,7 @@ def test_models_of_the_same_name_are_both_kept(root, tmp_path):
 
 def test_errors_say_what_was_wrong_and_what_to_give(root, tmp_path):
     missing = tmp_path / "missing"
-    for resolve in (codec_folder, pipeline_folder, load_codec, load_vqvae, load_checkpoint, load_models,
+    for resolve in (codec_folder, pipeline_folder, load_codec, load_vqvae, load_codec_and_prior, load_models, load_prior,
                     lambda path: find_codec_folders([path]), lambda path: find_pipeline_folders([path])):
         with pytest.raises(FileNotFoundError, match="checkpoint not found: no such checkpoint folder .*missing; give"):
             resolve(missing)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from videogpt_core.checkpoints import load_vqvae
 from videogpt_core.codec_windows import reconstruct_in_windows
 from videogpt_core.data.transforms import resize_center_crop, to_model_video
 from videogpt_core.metrics import psnr_per_frame, ssim
@@ -84,9 +85,7 @@ class CodecResult:
 
 def load_codec(folder: str | os.PathLike, device: str | torch.device = "cpu") -> Codec:
     """The VQ-VAE of a VQ-VAE folder, a pipeline folder (vqvae/) or a training run folder (model/)."""
-    path = codec_folder(folder)
-    vqvae = VQVAE.from_pretrained(path, map_location=device)  # a prior's folder is refused by its kind
-    return Codec(name=model_name(folder), path=path, vqvae=vqvae)
+    return Codec(name=model_name(folder), path=codec_folder(folder), vqvae=load_vqvae(folder, device))
 
 
 def check_resolution(resolution: int, codecs: list[Codec]) -> int:

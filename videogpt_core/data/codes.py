@@ -277,15 +277,8 @@ class CodeDataset(Dataset):
 # ----------------------------------------------------------------------------- command line
 
 
-def load_vqvae(checkpoint: str | Path):
-    """The VQ-VAE of a VQ-VAE folder, a pipeline folder (vqvae/) or a training run folder (model/)."""
-    from videogpt_core import VQVAE
-    from videogpt_core.model_folders import codec_folder
-
-    return VQVAE.from_pretrained(codec_folder(checkpoint))
-
-
 def _encode_dataset_command(args: argparse.Namespace) -> int:
+    from videogpt_core.checkpoints import load_vqvae
     from videogpt_core.data import open_dataset
 
     vqvae = load_vqvae(args.checkpoint)

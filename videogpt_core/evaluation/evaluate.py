@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from videogpt_core.checkpoints import load_codec_and_prior
 from videogpt_core.evaluation.clips import unmet_conditions
-from videogpt_core.evaluation.inputs import load_checkpoint, open_eval_dataset
+from videogpt_core.evaluation.inputs import open_eval_dataset
 from videogpt_core.evaluation.prior_bits import prior_scores
 from videogpt_core.evaluation.reconstruction import reconstruction_scores
 from videogpt_core.evaluation.worlds import check_world_frames, world_scores, world_unfit_reason
@@ -60,7 +61,7 @@ def _load_models(checkpoint, device: torch.device, quantize: str | None, options
                  ) -> tuple[VQVAE, VideoGPT | None, VideoGPTPipeline | None]:
     """The checkpoint's VQ-VAE on the device, its prior (or None) and a pipeline around both (or None); the
     sampling options are checked against the prior."""
-    vqvae, prior = load_checkpoint(checkpoint)
+    vqvae, prior = load_codec_and_prior(checkpoint)
     pipeline = None
     if prior is not None:
         # The VQ-VAE in float32 for evaluation; the prior's decode step as asked (int8 to measure its cost).

@@ -9,6 +9,7 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from videogpt_core.action_range import action_range_of
+from videogpt_core.checkpoints import load_vqvae
 from videogpt_core.config import VideoGPTConfig, config_from_dict
 from videogpt_core.model_folders import codec_folder
 from videogpt_core.prior import VideoGPT
@@ -18,12 +19,6 @@ from videogpt_core.training.stage_options import PriorStageOptions, announce_siz
 from videogpt_core.training.trainer import Trainer
 from videogpt_core.training.trainer_config import TrainerConfig, TrainResult
 from videogpt_core.vqvae import VQVAE
-
-
-def _load_vqvae(path: str) -> tuple[VQVAE, str]:
-    """A VQ-VAE folder, a pipeline folder or a train-vqvae run (see model_folders.py)."""
-    folder = codec_folder(path)
-    return VQVAE.from_pretrained(folder), str(folder)
 
 
 def _open_codes(options: PriorStageOptions, with_val: bool) -> tuple[Dataset, Dataset | None]:
@@ -87,7 +82,8 @@ def train_prior(trainer: TrainerConfig, options: PriorStageOptions, train_datase
         source = options.vqvae or (saved or {}).get("vqvae")
         if not source:
             raise ValueError("--vqvae is required: the VQ-VAE folder whose codes --codes holds")
-        vqvae, vqvae_path = _load_vqvae(source)
+        vqvae_path = str(codec_folder(source))
+        vqvae = load_vqvae(vqvae_path)
     if train_dataset is None:
         train_dataset, opened_val = _open_codes(options, with_val=val_dataset is None)
         val_dataset = val_dataset if val_dataset is not None else opened_val

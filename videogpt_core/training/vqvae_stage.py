@@ -49,7 +49,7 @@ def _open_videos(options: VQVAEStageOptions, model_config: VQVAEConfig,
 def _starting_model(options: VQVAEStageOptions) -> VQVAE:
     """Fine-tuning: the model of --init-from, its frame size and clip length replaced by the options' (the
     network is convolutional, so the weights fit any size the downsampling divides)."""
-    from videogpt_core.data.codes import load_vqvae
+    from videogpt_core.checkpoints import load_vqvae
 
     model = load_vqvae(options.init_from)
     shape = {name: getattr(options, name) for name in MODEL_OPTIONS if name not in ("sequence_length", "resolution")}
