@@ -78,7 +78,7 @@ def build_demo(registry: ModelRegistry, store: OutputStore | None = None,
             build_reconstruct_tab(codecs, store, gpu)
 
             # ------------------------------------------------------------------ Play
-            build_play_tab(registry, demo)
+            build_play_tab(registry, demo, model)
 
             # ------------------------------------------------------------------ Model
             with gr.Tab("Model", id="model-card"):

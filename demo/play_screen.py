@@ -2,7 +2,9 @@
 
 The page's side of Play (see play_tab.py): a canvas, an on-screen pad of the world's controls, undo / reset
 and a temperature slider; its script keeps the held controls, calls the server's step one call at a time,
-paces the frames it gets back and shows the readout.
+paces the frames it gets back and shows the readout: the latest step's time from key press (or, while a key is
+held, from asking for the step) to its first frame painted, and the frames painted per second while playing
+('–' when idle). Under it, the keys of the chosen world and how many frames one key press plays.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ SCREEN_HTML = """
 <div class="play">
   <canvas class="play-screen" width="SIZE" height="SIZE" tabindex="0" aria-label="the world"></canvas>
   <div class="play-status">Pick a start.</div>
-  <div class="play-readout">– ms per step · – frames/s</div>
+  <div class="play-readout">latest step – ms · – frames/s</div>
+  <div class="play-keys">{{keys_text}}</div>
   <div class="play-pad">
     {{#each controls}}<button type="button" data-control="{{name}}" title="{{meaning}}">{{symbol}}</button>{{/each}}
   </div>
@@ -28,7 +31,8 @@ SCREEN_HTML = """
 SCREEN_CSS = """
 .play { display: flex; flex-direction: column; align-items: center; gap: 6px; }
 .play-screen { width: SIZEpx; height: SIZEpx; image-rendering: pixelated; background: #111; border-radius: 6px; }
-.play-status, .play-readout { font-size: 0.9em; min-height: 1.2em; text-align: center; }
+.play-status, .play-readout, .play-keys { font-size: 0.9em; min-height: 1.2em; text-align: center; }
+.play-keys { max-width: SIZEpx; opacity: 0.8; }
 .play-readout { font-variant-numeric: tabular-nums; opacity: 0.8; }
 .play-pad { display: grid; grid-template-columns: repeat(3, 56px); grid-auto-rows: 44px; gap: 4px;
             justify-content: center; touch-action: none; user-select: none; }
@@ -44,15 +48,18 @@ SCREEN_CSS = """
 """.replace("SIZE", str(SCREEN_SIZE))
 
 # The page's side: key and button state, the one-call-at-a-time loop, frame pacing and the readout.
-# window.videogptPlay keeps figures a test (or a curious user) can read: latencies of presses made while
-# idle (key down -> first new frame drawn), frame draw times, server milliseconds per step.
+# window.videogptPlay keeps figures a test or a benchmark (or a curious user) can read: latencies of presses
+# made while idle and while a step ran (key down -> first new frame painted), of every step (asked -> first
+# frame painted), frame paint times, server milliseconds per step.
 SCREEN_JS = r"""
 const canvas = element.querySelector('.play-screen');
 const context = canvas.getContext('2d');
 context.imageSmoothingEnabled = false;
-const stats = window.videogptPlay = {latencies: [], busyLatencies: [], frameTimes: [], serverMs: [], steps: 0,
-                                     errors: [], episode: null};
+const stats = window.videogptPlay = {latencies: [], busyLatencies: [], stepLatencies: [], frameTimes: [],
+                                     serverMs: [], steps: 0, errors: [], episode: null, readout: ''};
+const RATE_WINDOW_MS = 2000, IDLE_MS = 1000;  // frames/s over the last 2 s; idle after 1 s without a frame
 let episode = null, fps = 10, busy = false, pressAt = null, pressWhileBusy = false;
+let activeSince = null, lastLatency = null, lastServerMs = null;
 const held = new Set(), tapped = new Set(), ops = [], queue = [];
 let drawing = false;
 
@@ -62,13 +69,28 @@ function controlOf(key) {
   const keymap = props.keymap || {};
   return keymap[key] || keymap[key.length === 1 ? key.toLowerCase() : key];
 }
-function readout(ms) {
-  const now = performance.now();
-  const recent = stats.frameTimes.filter(t => now - t < 3000);
-  const rate = recent.length > 1 ? (recent.length - 1) / ((recent[recent.length - 1] - recent[0]) / 1000) : 0;
-  const last = stats.latencies.length ? ` · key→frame ${Math.round(stats.latencies[stats.latencies.length - 1])} ms` : '';
-  element.querySelector('.play-readout').textContent =
-    `${Math.round(ms)} ms per step · ${rate.toFixed(1)} frames/s${last}`;
+function framesPerSecond(now) {  // frames painted per second since playing began (at most the last 2 s)
+  const times = stats.frameTimes, last = times[times.length - 1];
+  if (last === undefined || (!busy && !queue.length && now - last > IDLE_MS)) { activeSince = null; return null; }
+  const from = Math.max(now - RATE_WINDOW_MS, activeSince === null ? -Infinity : activeSince);
+  const count = times.filter(t => t > from).length;
+  return count && now > from ? count * 1000 / (now - from) : null;
+}
+function readout() {
+  const rate = framesPerSecond(performance.now());
+  const latency = lastLatency === null ? '– ms'
+    : `${Math.round(lastLatency.ms)} ms ${lastLatency.pressed ? 'key → frame' : 'step → frame'}`;
+  const server = lastServerMs === null ? '' : ` (server ${Math.round(lastServerMs)} ms)`;
+  stats.readout = `latest step ${latency}${server} · ${rate === null ? '–' : rate.toFixed(1)} frames/s`;
+  element.querySelector('.play-readout').textContent = stats.readout;
+}
+function painted() {  // when the frame just drawn is on screen (after the next paint; 100 ms in a hidden tab)
+  return new Promise(resolve => {
+    let done = false;
+    const finish = () => { if (!done) { done = true; resolve(performance.now()); } };
+    requestAnimationFrame(() => setTimeout(finish, 0));
+    setTimeout(finish, 100);
+  });
 }
 async function drain() {
   if (drawing) return;
@@ -81,23 +103,31 @@ async function drain() {
     try { await image.decode(); } catch (error) { continue; }
     if (item.episode !== episode) continue;
     context.drawImage(image, 0, 0, canvas.width, canvas.height);
-    const shown = performance.now();
+    const drawn = performance.now();
+    const shown = await painted();
     if (item.counts) stats.frameTimes.push(shown);
-    if (item.pressAt !== null) (item.waited ? stats.busyLatencies : stats.latencies).push(shown - item.pressAt);
     if (stats.frameTimes.length > 2000) stats.frameTimes.splice(0, 1000);
+    if (item.asked) {
+      const ms = shown - item.asked.at;
+      stats.stepLatencies.push(ms);
+      if (item.asked.pressed) (item.asked.waited ? stats.busyLatencies : stats.latencies).push(ms);
+      lastLatency = {ms, pressed: item.asked.pressed};
+    }
+    if (item.counts) readout();
     // Frames play at the world's rate; a backlog plays faster so the screen never lags the world.
     const hold = 1000 / fps / (queue.length > 8 ? 3 : 1);
-    if (queue.length) await new Promise(resolve => setTimeout(resolve, hold));
+    const wait = drawn + hold - performance.now();
+    if (queue.length && wait > 0) await new Promise(resolve => setTimeout(resolve, wait));
   }
   drawing = false;
 }
-function show(payload, counts, press) {
+function show(payload, counts, asked) {
   if (!payload) return;
   if (payload.episode !== episode) return;  // a reply about an episode this page has replaced
   if (payload.error) { status(payload.error); return; }
   fps = payload.fps || fps;
   (payload.frames || []).forEach((uri, index) => queue.push({uri, episode, counts,
-    pressAt: index === 0 && press ? press.at : null, waited: press ? press.waited : false}));
+                                                            asked: index === 0 ? asked : null}));
   if (payload.message) status(payload.message);
   else status(`frame ${payload.length} · step ${payload.steps}`);
   drain();
@@ -105,7 +135,7 @@ function show(payload, counts, press) {
 function start(payload) {  // a new episode from the server (start or model change)
   episode = payload ? payload.episode : null;
   stats.episode = episode;
-  queue.length = 0; tapped.clear(); pressAt = null;
+  queue.length = 0; tapped.clear(); pressAt = null; lastLatency = null; lastServerMs = null; activeSince = null;
   if (!episode) { context.clearRect(0, 0, canvas.width, canvas.height); if (payload) status(payload.message || 'Pick a start.'); return; }
   canvas.focus({preventScroll: true});  // keys go to the world, not to the control clicked to start
   show(payload, false, null);
@@ -126,13 +156,15 @@ async function pump() {
     const names = [...new Set([...held, ...tapped])];
     if (!names.length) return;
     tapped.clear();
-    const press = pressAt === null ? null : {at: pressAt, waited: pressWhileBusy};
+    const asked = pressAt === null ? {at: performance.now(), pressed: false, waited: false}
+                                   : {at: pressAt, pressed: true, waited: pressWhileBusy};
     pressAt = null;
     const temperature = Number(element.querySelector('.play-temperature').value);
     const reply = await call('play_step', {episode, keys: names, temperature});
-    if (reply && !reply.error && reply.episode === episode) { stats.steps += 1; stats.serverMs.push(reply.ms); }
-    show(reply, true, press);
-    if (reply && reply.ms !== undefined) readout(reply.ms);
+    if (reply && !reply.error && reply.episode === episode) {
+      stats.steps += 1; stats.serverMs.push(reply.ms); lastServerMs = reply.ms;
+    }
+    show(reply, true, asked);
   } finally {
     busy = stats.busy = false;
   }
@@ -141,6 +173,7 @@ async function pump() {
 function press(name) {
   if (!episode) { status('Pick a start first: click an example frame, upload an image or load a test episode.'); return; }
   if (pressAt === null) { pressAt = performance.now(); pressWhileBusy = busy; }
+  if (activeSince === null) activeSince = pressAt;
   held.add(name); tapped.add(name);
   element.querySelectorAll(`[data-control="${name}"]`).forEach(b => b.classList.add('held'));
   pump();
@@ -168,7 +201,9 @@ if (window.videogptPlayDetach) window.videogptPlayDetach();  // a re-mounted scr
 document.addEventListener('keydown', onKeyDown);
 document.addEventListener('keyup', onKeyUp);
 window.addEventListener('blur', releaseAll);
+const ticker = setInterval(() => { if (visible() && episode) readout(); }, 250);  // frames/s falls to '–' when idle
 window.videogptPlayDetach = () => {
+  clearInterval(ticker);
   document.removeEventListener('keydown', onKeyDown);
   document.removeEventListener('keyup', onKeyUp);
   window.removeEventListener('blur', releaseAll);

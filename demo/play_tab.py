@@ -1,10 +1,13 @@
-"""The Play tab: steer an action-conditioned world model live from the keyboard or on-screen buttons.
+"""The Play tab: steer the world model chosen in the page's Model picker live from the keyboard or on-screen
+buttons.
 
 The page holds the keys: while a control is held (or was tapped since the last step), it asks the server for
-the next latent slice with that action row, shows the slice's frames as they arrive, and asks again at once
-while the key is still down. Steps, undo and reset are server functions of the screen (a gr.HTML), called
-one at a time per page; starting an episode and the mp4 are ordinary events. Each browser session has its
-own world in `PlayerStore`, freed when the page is closed (or after PLAYER_IDLE_S without a call).
+the model's next step with that action row (one frame, or one latent slice of frames for a model that codes
+several frames per slice), shows the new frames as they arrive, and asks again at once while the key is still
+down. Steps, undo and reset are server functions of the screen (a gr.HTML), called one at a time per page;
+starting an episode and the mp4 are ordinary events. Each browser session has its own world in `PlayerStore`,
+freed when the page is closed, when the Model picker changes (or after PLAYER_IDLE_S without a call). What each
+model offers (keys, starts, test episodes) is in play_worlds.py.
 """
 from __future__ import annotations
 
@@ -20,13 +23,13 @@ import numpy as np
 from PIL import Image
 
 from demo.display_images import display_scale
-from demo.examples import example_frames
 from demo.input_checks import load_start_image
 from demo.model_registry import ModelRegistry
 from demo.output_store import OutputStore
 from demo.play_screen import SCREEN_CSS, SCREEN_HTML, SCREEN_JS
-from videogpt_core.data.worlds import WORLDS, get_world, split_seeds
-from videogpt_core.data.worlds.controls import WorldControls, controls_for, world_of_model
+from demo.play_worlds import (DEFAULT_FPS, controls_markdown, controls_props, examples_for, play_controls,
+                              play_models, test_episode_note, test_episode_start, why_not_playable)
+from videogpt_core.data.worlds.controls import WorldControls
 from videogpt_core.play import PlaySession
 from videogpt_core.video_io import read_image, write_mp4
 
@@ -37,12 +40,13 @@ MAX_EPISODE_FRAMES = 3000  # kept for the mp4 (5 min at 10 fps, 37 MB at 64x64);
 # quarter faster on this CPU but drifts: pusher rollouts 18.9 dB vs 21.3 dB over 32 frames (BENCHMARKS.md).
 CONTEXT_SLICES = None
 CONCURRENT_STEPS = 2  # steps computed at once over all players (the machine's cores are few)
-DEFAULT_FPS = 10
 
-PLAY_HELP = """**Play**: pick a start (click an example frame, upload an image or load a test episode), then hold
-arrow keys / WASD (or the buttons under the screen) to steer; Space does the world's extra action. Each step
-samples the next latent time slice of the world with the controls held during it; with nothing held the
-world waits."""
+PLAY_HELP = """**Play** the model chosen in the Model picker above: pick a start (click an example frame, upload
+an image or load a test episode), then hold arrow keys / WASD (or the buttons under the screen) to steer; Space
+does the world's extra action. Each key press samples the world's next step with the controls held during it:
+one frame, or one latent slice of frames for a model that codes several frames per slice. With nothing held the
+world waits. Under the screen: the latest step's time from key press to frame on screen, and the frames shown
+per second while playing."""
 
 
 # ----------------------------------------------------------------------------- players
@@ -203,45 +207,7 @@ def reset(store: PlayerStore, data) -> dict:
     return screen_payload(player, message="Back at the start.")
 
 
-# ----------------------------------------------------------------------------- models and starts
-
-
-def play_models(registry: ModelRegistry) -> list[str]:
-    """Served models that can be played: action-conditional, with a window of at least two latent slices."""
-    return [name for name, info in registry.infos.items() if info.action_dim and info.latent_shape[0] >= 2]
-
-
-def model_controls(registry: ModelRegistry, name: str | None) -> tuple[WorldControls | None, int]:
-    if not name or name not in registry.infos:
-        return None, DEFAULT_FPS
-    info = registry.infos[name]
-    world = world_of_model(name)
-    fps = WORLDS[world].fps if world else DEFAULT_FPS
-    return controls_for(world, info.action_dim, info.prior_config.action_range), fps
-
-
-def controls_markdown(controls: WorldControls | None) -> str:
-    if controls is None:
-        return "No action-conditioned model is served, so there is nothing to play."
-    rows = "\n".join(f"| {keys} | {button} | {meaning} |" for keys, button, meaning in controls.describe())
-    extra = "" if "extra" in controls.names else "\n\nSpace: this world has no extra action."
-    noop = ", ".join(f"{name} {value:g}" for name, value in zip(controls.action_names, controls.noop))
-    return (f"**Controls of the {controls.world} world** (no key: the no-op action {noop})\n\n"
-            f"| keys | button | action |\n|---|---|---|\n{rows}{extra}")
-
-
-def controls_props(controls: WorldControls | None) -> dict:
-    """The screen's props: on-screen buttons and the key -> control map the page uses."""
-    if controls is None:
-        return dict(controls=[], keymap={})
-    buttons = [dict(name=c.name, symbol=c.symbol, meaning=c.meaning) for c in controls.controls]
-    keymap = {key: c.name for c in controls.controls for key in c.keys}
-    return dict(controls=buttons, keymap=keymap)
-
-
-def examples_for(name: str | None) -> list[tuple[str, str]]:
-    world = world_of_model(name) if name else None
-    return [item for item in example_frames() if world and item[1].split()[0] == world]
+# ----------------------------------------------------------------------------- starts
 
 
 def start(registry: ModelRegistry, store: PlayerStore, key: str | None, name: str | None, frames,
@@ -249,10 +215,10 @@ def start(registry: ModelRegistry, store: PlayerStore, key: str | None, name: st
     """A new world for this session from start frames; the screen payload showing the start."""
     if key is None:
         raise gr.Error("no browser session: play needs a page of this demo", print_exception=False)
-    if name not in play_models(registry):
-        raise gr.Error(f"{name!r} cannot be played; choose one of: {', '.join(play_models(registry)) or 'none'}",
-                       print_exception=False)
-    controls, fps = model_controls(registry, name)
+    reason = why_not_playable(registry.infos.get(name) if name else None)
+    if reason is not None:
+        raise gr.Error(f"{name!r} cannot be played: {reason.replace('**', '')}", print_exception=False)
+    controls, fps = play_controls(registry, name)
     try:
         session = PlaySession(registry.pipeline(name), frames, actions=actions, context_slices=CONTEXT_SLICES,
                               max_frames=MAX_EPISODE_FRAMES)
@@ -263,37 +229,21 @@ def start(registry: ModelRegistry, store: PlayerStore, key: str | None, name: st
     return screen_payload(player, list(session.frames), message=message or "Hold a key to play.")
 
 
-def test_episode_start(registry: ModelRegistry, name: str | None, index) -> tuple[np.ndarray, np.ndarray]:
-    """The first frames (the model's context) and actions of test episode `index` of the model's world."""
-    world = world_of_model(name) if name else None
-    if world is None:
-        raise gr.Error(f"model {name!r} is named after no built-in world ({', '.join(WORLDS)}), so it has no "
-                       "test episodes; start from an image", print_exception=False)
-    if isinstance(index, bool) or not isinstance(index, (int, float)) or index != int(index) or index < 0:
-        raise gr.Error(f"the test episode must be a whole number >= 0, got {index!r}", print_exception=False)
-    info = registry.info(name)
-    spec = get_world(world)
-    if world == "vizdoom":  # the scenario whose buttons the model was trained on
-        from videogpt_core.data.worlds.vizdoom import SCENARIOS
-
-        scenario = next((s.name for s in SCENARIOS.values() if len(s.buttons) == info.action_dim), None)
-        spec = get_world(world, scenario=scenario)
-    n_frames = (CONTEXT_SLICES or info.latent_shape[0] - 1) * info.frames_per_latent
-    seed = int(split_seeds("test", int(index) + 1)[int(index)])
-    try:
-        episode = spec.generate(seed, n_frames)
-    except ImportError as error:
-        raise gr.Error(str(error), print_exception=False) from None
-    return episode.frames, episode.actions
+def idle_screen(registry: ModelRegistry, name: str | None) -> dict:
+    """The screen before a start: what to do next for this model."""
+    playable = why_not_playable(registry.infos.get(name) if name else None) is None
+    return screen_payload(None, message="Pick a start." if playable else
+                          "This model cannot be played: choose an action-conditioned one in the Model picker.")
 
 
-def build_play_tab(registry: ModelRegistry, demo: gr.Blocks, store: PlayerStore | None = None) -> PlayerStore:
-    """The Play tab (call inside gr.Tabs of `demo`); returns the store of the players' worlds."""
+def build_play_tab(registry: ModelRegistry, demo: gr.Blocks, model: gr.Dropdown,
+                   store: PlayerStore | None = None) -> PlayerStore:
+    """The Play tab (call inside gr.Tabs of `demo`) of the model chosen in `model`, the page's model picker;
+    returns the store of the players' worlds."""
     store = store or PlayerStore()
     outputs = OutputStore()
-    names = play_models(registry)
-    first = names[0] if names else None
-    controls, _ = model_controls(registry, first)
+    first = model.value
+    playable = first in play_models(registry)
 
     def play_step(data):
         return step(store, data)
@@ -308,36 +258,41 @@ def build_play_tab(registry: ModelRegistry, demo: gr.Blocks, store: PlayerStore 
         gr.Markdown(PLAY_HELP)
         with gr.Row():
             with gr.Column(scale=1):
-                screen = gr.HTML(value=screen_payload(None), html_template=SCREEN_HTML, css_template=SCREEN_CSS,
-                                 js_on_load=SCREEN_JS, server_functions=[play_step, play_undo, play_reset],
-                                 elem_id="play-screen", **controls_props(controls))
-                controls_help = gr.Markdown(controls_markdown(controls), elem_id="play-controls")
-            with gr.Column(scale=1):
-                model = gr.Dropdown(names, value=first, label="World model (action-conditioned)",
-                                    elem_id="play-model", interactive=bool(names))
-                examples = gr.Gallery(value=examples_for(first), label="Start from an example frame (click one)",
-                                      columns=6, height=130, allow_preview=False, object_fit="contain",
-                                      interactive=False, elem_id="play-examples")
+                screen = gr.HTML(value=idle_screen(registry, first), html_template=SCREEN_HTML,
+                                 css_template=SCREEN_CSS, js_on_load=SCREEN_JS,
+                                 server_functions=[play_step, play_undo, play_reset], elem_id="play-screen",
+                                 **controls_props(registry, first))
+                controls_help = gr.Markdown(controls_markdown(registry, first), elem_id="play-controls")
+            with gr.Column(scale=1, visible=playable) as starts:
+                examples = gr.Gallery(value=examples_for(registry, first),
+                                      label="Start from an example frame (click one)", columns=6, height=130,
+                                      allow_preview=False, object_fit="contain", interactive=False,
+                                      elem_id="play-examples")
                 upload = gr.Image(type="filepath", label="…or upload a start image", sources=["upload", "clipboard"],
                                   height=160, elem_id="play-upload")
-                with gr.Row(equal_height=True):
+                note = test_episode_note(registry, first)
+                with gr.Row(equal_height=True, visible=playable and not note) as test_row:
                     test_index = gr.Number(value=0, minimum=0, precision=0, label="…or a test episode #",
                                            elem_id="play-test-index")
                     test_button = gr.Button("Start from its first frames", elem_id="play-test-start")
+                test_note = gr.Markdown(note, visible=bool(note), elem_id="play-test-note")
                 with gr.Row(equal_height=True):
                     mp4_button = gr.Button("Episode as mp4", elem_id="play-mp4-button")
                     mp4 = gr.File(label="Played episode (H.264 mp4)", interactive=False, elem_id="play-mp4")
 
     def on_model(name, request: gr.Request):
-        store.free(request.session_hash)  # another world: the old one is gone
-        new_controls, _ = model_controls(registry, name)
-        return (gr.update(value=screen_payload(None, message="Pick a start."), **controls_props(new_controls)),
-                controls_markdown(new_controls), examples_for(name), None)
+        store.free(request.session_hash)  # another model: the old world is gone
+        can_play = name in play_models(registry)
+        note = test_episode_note(registry, name)
+        return (gr.update(value=idle_screen(registry, name), **controls_props(registry, name)),
+                controls_markdown(registry, name), gr.update(visible=can_play), examples_for(registry, name),
+                gr.update(visible=can_play and not note), gr.update(value=note, visible=bool(note)), None)
 
-    model.change(on_model, model, [screen, controls_help, examples, mp4], api_visibility="private")
+    model.change(on_model, model, [screen, controls_help, starts, examples, test_row, test_note, mp4],
+                 api_visibility="private")
 
     def on_example(name, evt: gr.SelectData, request: gr.Request):
-        items = examples_for(name)
+        items = examples_for(registry, name)
         if not 0 <= evt.index < len(items):
             raise gr.Error("that example is gone; pick another", print_exception=False)
         path, caption = items[evt.index]
@@ -354,7 +309,9 @@ def build_play_tab(registry: ModelRegistry, demo: gr.Blocks, store: PlayerStore 
     upload.upload(on_upload, [model, upload], screen, api_visibility="private")
 
     def on_test_episode(name, index, request: gr.Request):
-        frames, actions = test_episode_start(registry, name, index)
+        info = registry.infos.get(name)
+        context = (CONTEXT_SLICES or info.latent_shape[0] - 1) * info.frames_per_latent if info else None
+        frames, actions = test_episode_start(registry, name, index, context)
         return start(registry, store, request.session_hash, name, frames, actions,
                      message=f"Start: test episode {int(index)}. Hold a key to play.")
 
