@@ -23,7 +23,7 @@ from videogpt_core.decode_step import DECODE_MODES, DecodeStep
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
 from videogpt_core.prior import Condition, VideoGPT
 from videogpt_core.quantization import QUANTIZE_MODES
-from videogpt_core.sampling import draw, filter_logits
+from videogpt_core.sampling import draw
 
 from benchmarks import reference_sampler
 
@@ -40,7 +40,7 @@ def naive_logits(prior: VideoGPT, condition: Condition, prefix: torch.Tensor) ->
 
 
 def pick(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    return draw(filter_logits(logits, 1.0, None, None), generator)
+    return draw(logits.float(), generator)  # temperature 1, no top-k / top-p
 
 
 # ---- per-position timing -----------------------------------------------------------------------------

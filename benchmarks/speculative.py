@@ -22,7 +22,8 @@ from benchmarks.common import report, setup_device
 from demo.action_presets import default_preset, preset_actions
 from videogpt_core.data.worlds.controls import world_of_model
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
-from videogpt_core.sampling import SamplingOptions, generate_codes
+from videogpt_core.sampling import generate_codes
+from videogpt_core.sampling_options import SamplingOptions
 from videogpt_core.speculative import DRAFTS, SpeculationStats
 from videogpt_core.video_io import read_image
 
@@ -86,15 +87,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="comma-separated: plain, or DRAFT:K (K codes scored per verify pass)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs every variant once")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--cfg-scale", type=float, default=None)
+    SamplingOptions.add_arguments(parser)
     parser.add_argument("--json", type=Path, default=None, metavar="OUT.json")
     args = parser.parse_args(argv)
     device = setup_device("cpu", args.threads)
     pipeline = load_pipeline(args.checkpoint, device=device)
     inputs = demo_inputs(pipeline, Path(args.checkpoint).resolve().name)
-    options = SamplingOptions(args.temperature, args.top_k, None, args.cfg_scale)
+    options = SamplingOptions.from_arguments(args)
     runs: dict[str, list[dict]] = {}
     loads = []
     sample_once(pipeline, inputs, options, "plain", None, seed=0)  # warm-up: allocations, first-call costs
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows.append(row)
     columns = [("variant", "variant"), ("acceptance", "acceptance"), ("positions_per_pass", "positions/pass"),
                ("cpu_s", "CPU s"), ("wall_s", "wall s"), ("speedup_cpu", "x (CPU)"), ("speedup_wall", "x (wall)")]
-    notes = [f"sampling: temperature {args.temperature}, top_k {args.top_k}, cfg_scale {args.cfg_scale}; batch 1; "
+    notes = [f"sampling: {options}; batch 1; "
              f"{args.rounds} rounds, medians; load average at each round's start: {loads}"]
     return report("speculative sampling on a checkpoint", MODULE, device, rows, columns, notes, args.json)
 

@@ -22,6 +22,7 @@ from demo.model_card import model_card as model_card_markdown
 from demo.model_controls import example_path, examples_for_model, model_controls
 from demo.model_registry import ModelRegistry
 from demo.output_store import OutputStore
+from demo.sampling_controls import sampling_sliders, slider_updates
 from demo.user_errors import DISMISS_ERRORS_JS
 
 CONTINUE_HELP = ("**Continue** extends one sample of the result: its last frames become the start of a new "
@@ -136,12 +137,7 @@ def build_generate_tab(registry: ModelRegistry, store: OutputStore, gpu, model: 
                                      label="Frames (to generate; when continuing: to add)", elem_id="frames")
                 n_samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples", elem_id="samples")
                 with gr.Accordion("Sampling settings", open=False):
-                    temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
-                    top_k = gr.Slider(0, most_codes, value=0, step=1, label="Top-k (0 = off)")
-                    top_p = gr.Slider(0.01, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)")
-                    guidance = gr.Slider(0.0, 5.0, value=controls.guidance, step=0.1,
-                                         label="Classifier-free guidance scale (1 = off)",
-                                         visible=controls.guidance_visible)
+                    sampling = sampling_sliders(registry.info(first) if names else None, controls, most_codes)
                 with gr.Row(equal_height=True):
                     # No rounding (precision): a fractional seed is refused, as by the Python API.
                     seed = gr.Number(value=0, minimum=0, label="Seed", elem_id="seed")
@@ -183,15 +179,14 @@ def build_generate_tab(registry: ModelRegistry, store: OutputStore, gpu, model: 
             "" if c.actions is None else actions_to_text(c.actions),
             gr.update(choices=list(c.presets), value=c.presets[0]),
             gr.update(value=c.n_frames, maximum=c.max_frames),
-            gr.update(maximum=info.n_codes),
-            gr.update(visible=c.guidance_visible, value=c.guidance),
             model_card_markdown(registry, name),
             None,
+            *slider_updates(info, c),
         )
 
     model.change(on_model_change, model,
                  [summary, image_group, start_image, gallery, label, action_group, actions, actions_text, preset,
-                  n_frames, top_k, guidance, card, session], api_visibility="private")
+                  n_frames, card, session, *sampling], api_visibility="private")
 
     def on_example_pick(name, evt: gr.SelectData):
         info = registry.info(name) if name else None
@@ -253,20 +248,17 @@ def build_generate_tab(registry: ModelRegistry, store: OutputStore, gpu, model: 
             first_update = False
 
     @gpu
-    def run_generate(model, first_frame, label, actions, temperature, top_k, top_p, guidance, seed,
-                     randomize_seed, n_samples, n_frames):
-        yield from outputs_of(generate(registry, store, model, first_frame, label, actions, temperature, top_k,
-                                       top_p, guidance, seed, randomize_seed, n_samples, n_frames))
+    def run_generate(model, first_frame, label, actions, seed, randomize_seed, n_samples, n_frames, *sampling):
+        yield from outputs_of(generate(registry, store, model, first_frame, label, actions, seed, randomize_seed,
+                                       n_samples, n_frames, *sampling))
 
     @gpu
-    def run_continue(session, sample, actions, temperature, top_k, top_p, guidance, seed, randomize_seed,
-                     n_samples, n_frames):
-        yield from outputs_of(continue_generation(registry, store, session, sample, actions, temperature,
-                                                  top_k, top_p, guidance, seed, randomize_seed, n_samples,
-                                                  n_frames))
+    def run_continue(session, sample, actions, seed, randomize_seed, n_samples, n_frames, *sampling):
+        yield from outputs_of(continue_generation(registry, store, session, sample, actions, seed, randomize_seed,
+                                                  n_samples, n_frames, *sampling))
 
     stream_outputs = [preview, progress, video, gif, seed_used, session, continue_sample]
-    sampling_inputs = [temperature, top_k, top_p, guidance, seed, randomize, n_samples, n_frames]
+    sampling_inputs = [seed, randomize, n_samples, n_frames, *sampling]  # the sliders last: a new knob appends
     def stop_looks(variant: str):
         return lambda: gr.update(variant=variant)
 

@@ -12,11 +12,13 @@ import numpy as np
 from demo.action_input import actions_from_table
 from demo.action_presets import action_column_names
 from demo.display_images import display_scale, progress_grid, tile_samples
-from demo.input_checks import load_start_image, pick_seed, sampling_settings, whole_number
+from demo.input_checks import load_start_image, pick_seed, whole_number
 from demo.model_registry import ModelInfo, ModelRegistry
 from demo.output_store import OutputStore
+from demo.sampling_controls import sampling_options
 from demo.user_errors import user_errors
 from videogpt_core.action_range import check_actions_in_range
+from videogpt_core.sampling_options import SamplingOptions
 from videogpt_core.sliding_window import continuation_frames, given_slices, slices_for
 from videogpt_core.video_io import write_gif, write_mp4
 
@@ -75,7 +77,7 @@ def _prefix_slices(info: ModelInfo, frames: np.ndarray | None, n_frames: int) ->
 
 
 def _stream(registry: ModelRegistry, store: OutputStore, info: ModelInfo, *, n: int, frames, label, actions,
-            settings: dict, seed: int, n_frames: int, keep_from: int, past: np.ndarray | None,
+            options: SamplingOptions, seed: int, n_frames: int, keep_from: int, past: np.ndarray | None,
             session_actions: np.ndarray | None, verb: str) -> Iterator[GenerationUpdate]:
     """Run pipeline.stream, yielding a preview after every latent slice, then write the mp4 and gif.
 
@@ -87,8 +89,8 @@ def _stream(registry: ModelRegistry, store: OutputStore, info: ModelInfo, *, n: 
     new_total = n_frames - keep_from
     started = time.perf_counter()
     update = None
-    for update in pipeline.stream(n, frames=frames, label=label, actions=actions, seed=seed, n_frames=n_frames,
-                                  **settings):
+    for update in pipeline.stream(n, frames=frames, label=label, actions=actions, options=options, seed=seed,
+                                  n_frames=n_frames):
         elapsed = time.perf_counter() - started
         sampled = max(0, update.tokens_done - prefix_tokens) * n
         rate = sampled / elapsed if elapsed > 0 else 0.0
@@ -126,15 +128,15 @@ def _write_result(store: OutputStore, info: ModelInfo, trajectory: np.ndarray, s
 
 @user_errors
 def generate(registry: ModelRegistry, store: OutputStore, model_name: str | None, start_image, label, actions,
-             temperature, top_k, top_p, guidance, seed, randomize_seed: bool, n_samples,
-             n_frames) -> Iterator[GenerationUpdate]:
+             seed, randomize_seed: bool, n_samples, n_frames, *sampling) -> Iterator[GenerationUpdate]:
     """Sample new videos, streaming a preview after every latent slice; the last update holds the files.
+    `sampling`: the sampling sliders' values (sampling_controls.py).
 
     Inputs a model does not take (a hidden control's stale value) are ignored."""
     info = registry.info(model_name)
     n = whole_number(n_samples, "number of samples", 1, MAX_SAMPLES)
     n_frames = whole_number(n_frames, "number of frames", 1, info.max_frames)
-    settings = sampling_settings(temperature, top_k, top_p, guidance)
+    options = sampling_options(sampling)
     seed = pick_seed(seed, bool(randomize_seed))
     frames = start_frames(info, load_start_image(start_image)) if info.takes_start_image else None
     if info.needs_frames and frames is None:
@@ -147,7 +149,7 @@ def generate(registry: ModelRegistry, store: OutputStore, model_name: str | None
         action_rows = _table_actions(info, actions, n_frames, "frames are asked for: give one row per frame "
                                                               "(changing the frame count resizes the table)")
     yield from _stream(registry, store, info, n=n, frames=frames, label=label, actions=action_rows,
-                       settings=settings, seed=seed, n_frames=n_frames, keep_from=0, past=None,
+                       options=options, seed=seed, n_frames=n_frames, keep_from=0, past=None,
                        session_actions=action_rows, verb="Sampling")
 
 
@@ -173,8 +175,8 @@ def continuation_context(info: ModelInfo, available: int) -> int:
 
 @user_errors
 def continue_generation(registry: ModelRegistry, store: OutputStore, session: WorldSession | None, sample,
-                        actions, temperature, top_k, top_p, guidance, seed, randomize_seed: bool, n_samples,
-                        n_new_frames) -> Iterator[GenerationUpdate]:
+                        actions, seed, randomize_seed: bool, n_samples, n_new_frames,
+                        *sampling) -> Iterator[GenerationUpdate]:
     """Extend one sample of the last result by n_new_frames (driven by the action table's rows, for an
     action-conditional model): its last frames become the video-prediction prefix of a new window, and
     n_samples possible futures are drawn. The result (past + future) replaces the session."""
@@ -184,7 +186,7 @@ def continue_generation(registry: ModelRegistry, store: OutputStore, session: Wo
     index = whole_number(sample, "sample to continue", 1, len(session.frames)) - 1
     n = whole_number(n_samples, "number of samples", 1, MAX_SAMPLES)
     n_new = whole_number(n_new_frames, "number of frames to add", 1, info.max_frames)
-    settings = sampling_settings(temperature, top_k, top_p, guidance)
+    options = sampling_options(sampling)
     seed = pick_seed(seed, bool(randomize_seed))
     past = session.frames[index]
     context = continuation_context(info, len(past))
@@ -195,5 +197,5 @@ def continue_generation(registry: ModelRegistry, store: OutputStore, session: Wo
         action_rows = np.concatenate([previous[-context:], new_actions]).astype(np.float32)
         session_actions = np.concatenate([previous, new_actions]).astype(np.float32)
     yield from _stream(registry, store, info, n=n, frames=past[-context:], label=session.label,
-                       actions=action_rows, settings=settings, seed=seed, n_frames=context + n_new,
+                       actions=action_rows, options=options, seed=seed, n_frames=context + n_new,
                        keep_from=context, past=past[None], session_actions=session_actions, verb="Continuing")

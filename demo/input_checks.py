@@ -1,5 +1,5 @@
 """The Generate tab's plain inputs checked and converted: whole numbers and numbers from UI fields (Gradio sends
-floats), the sampler's settings, the seed and the start image. A bad value is a ValueError naming the field."""
+floats), the seed and the start image. A bad value is a ValueError naming the field."""
 from __future__ import annotations
 
 import math
@@ -36,22 +36,6 @@ def real_number(value, name: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
-
-
-def sampling_settings(temperature, top_k, top_p, guidance) -> dict:
-    """UI values -> the sampler's keyword arguments. top_k 0 and guidance 1 mean off; the sampler checks
-    the ranges (and its ValueError becomes the user's message)."""
-    settings = {"temperature": real_number(temperature, "temperature"), "top_k": None, "top_p": None,
-                "cfg_scale": None}
-    if top_k is not None and real_number(top_k, "top-k") != 0:
-        top_k = real_number(top_k, "top-k")
-        # A fraction, NaN or inf is passed on as it is: the sampler's message refuses it.
-        settings["top_k"] = int(top_k) if math.isfinite(top_k) and top_k == int(top_k) else top_k
-    if top_p is not None:
-        settings["top_p"] = real_number(top_p, "top-p")
-    if guidance is not None and real_number(guidance, "guidance scale") != 1.0:
-        settings["cfg_scale"] = real_number(guidance, "guidance scale")
-    return settings
 
 
 def pick_seed(seed, randomize: bool) -> int:

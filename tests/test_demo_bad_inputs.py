@@ -52,8 +52,8 @@ def files(tmp_path_factory):
 
 def generate_args(model="pusher-tiny", first_frame=None, label=None, actions=STILL, temperature=1.0, top_k=0,
                   top_p=1.0, guidance=1.0, seed=1, n_samples=1, n_frames=WINDOW):
-    return [model, first_frame, label, actions, temperature, top_k, top_p, guidance, seed, False, n_samples,
-            n_frames]
+    return [model, first_frame, label, actions, seed, False, n_samples, n_frames, temperature, top_k, top_p,
+            guidance]
 
 
 def bad_requests(files):
@@ -85,7 +85,7 @@ def bad_requests(files):
         ("7 samples", "/generate", generate_args(model="uncond-tiny", n_samples=7), r"maximum|samples"),
         ("1000 frames", "/generate", generate_args(model="uncond-tiny", n_frames=1000), r"maximum|frames"),
         ("negative seed", "/generate", generate_args(model="uncond-tiny", seed=-5), r"minimum|seed"),
-        ("continue before generating", "/continue", [1, STILL, 1.0, 0, 1.0, 1.0, 1, False, 1, 4],
+        ("continue before generating", "/continue", [1, STILL, 1, False, 1, 4, 1.0, 0, 1.0, 1.0],
          r"generate a video first"),
         ("malformed action text", "/parse_actions", ["pusher-tiny", "3,0; 3,x; 0,2"],
          r"entry 2 \('3,x'\): 'x' is not a number"),
@@ -137,9 +137,9 @@ def bad_requests(files):
 def raw_bad_requests():
     """(name, api_name, JSON body, expected message): values gradio_client cannot send (NaN), posted as raw JSON."""
     nan_top_k = generate_args(model="uncond-tiny")
-    nan_top_k[5] = float("nan")
+    nan_top_k[9] = float("nan")
     inf_seed = generate_args(model="uncond-tiny")
-    inf_seed[8] = float("inf")
+    inf_seed[4] = float("inf")
     return [
         ("top-k NaN", "generate", json.dumps({"data": nan_top_k}), r"top_k must be a whole number"),
         ("seed infinity", "generate", json.dumps({"data": inf_seed}), r"seed must be a whole number, got inf"),

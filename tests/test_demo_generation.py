@@ -38,9 +38,8 @@ SAMPLING = dict(temperature=1.0, top_k=0, top_p=1.0, guidance=1.0)
 def generate(registry, store, model, image=None, label=None, actions=None, seed=7, n_samples=1, n_frames=WINDOW,
              **overrides):
     settings = {**SAMPLING, **overrides}
-    return run(generate_updates(registry, store, model, image, label, actions, settings["temperature"],
-                                settings["top_k"], settings["top_p"], settings["guidance"], seed, False, n_samples,
-                                n_frames))
+    return run(generate_updates(registry, store, model, image, label, actions, seed, False, n_samples, n_frames,
+                                settings["temperature"], settings["top_k"], settings["top_p"], settings["guidance"]))
 
 
 def test_unknown_model_is_a_user_error(registry, store):
@@ -106,8 +105,8 @@ def test_start_image_is_optional_for_a_prefix_model(registry, store, tmp_path):
 
 
 def test_randomized_seed_is_reported(registry, store):
-    updates = run(generate_updates(registry, store, "uncond-tiny", None, None, None, 1.0, 0, 1.0, 1.0, 5, True,
-                                   1, WINDOW))
+    updates = run(generate_updates(registry, store, "uncond-tiny", None, None, None, 5, True,
+                                   1, WINDOW, 1.0, 0, 1.0, 1.0))
     assert updates[-1].seed is not None and f"seed {updates[-1].seed}" in updates[-1].progress
 
 
@@ -118,8 +117,8 @@ def test_continue_extends_one_sample_with_new_actions(registry, store, tmp_path)
     image = still_image(tmp_path / "start.png")
     first = generate(registry, store, "pusher-tiny", str(image), actions=zero_table(WINDOW), n_samples=2)[-1]
     new_actions = actions_table(preset_actions("push right", 4))
-    updates = run(continue_generation(registry, store, first.session, 2, new_actions, 1.0, 0, 1.0, 1.0, 9,
-                                                False, 3, 4))
+    updates = run(continue_generation(registry, store, first.session, 2, new_actions, 9,
+                                                False, 3, 4, 1.0, 0, 1.0, 1.0))
     session = updates[-1].session
     assert session.frames.shape == (3, WINDOW + 4, RESOLUTION, RESOLUTION, 3)
     # The past is kept exactly; the three futures share it.
@@ -133,15 +132,15 @@ def test_continue_extends_one_sample_with_new_actions(registry, store, tmp_path)
 @pytest.mark.parametrize("model, label", [("digits-tiny", "one"), ("uncond-tiny", None)])
 def test_continue_without_actions(registry, store, model, label):
     first = generate(registry, store, model, label=label)[-1]
-    final = run(continue_generation(registry, store, first.session, 1, None, 1.0, 0, 1.0, 1.0, 2, False, 1,
-                                              3))[-1]
+    final = run(continue_generation(registry, store, first.session, 1, None, 2, False, 1,
+                                              3, 1.0, 0, 1.0, 1.0))[-1]
     assert final.session.frames.shape[1] == WINDOW + 3
     assert final.session.label == label
 
 
 def test_continue_needs_a_result_first(registry, store):
     with pytest.raises(gr.Error, match="generate a video first"):
-        run(continue_generation(registry, store, None, 1, None, 1.0, 0, 1.0, 1.0, 2, False, 1, 3))
+        run(continue_generation(registry, store, None, 1, None, 2, False, 1, 3, 1.0, 0, 1.0, 1.0))
 
 
 def test_continuation_context_is_whole_slices_below_the_window(registry):

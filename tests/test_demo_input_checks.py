@@ -5,7 +5,7 @@ import numpy as np
 from demo_helpers import still_image
 from PIL import Image
 
-from demo.input_checks import load_start_image, sampling_settings
+from demo.input_checks import load_start_image
 
 
 def test_start_image_any_format(tmp_path):
@@ -17,10 +17,3 @@ def test_start_image_any_format(tmp_path):
     assert gray.shape == (30, 40, 3) and np.array_equal(gray[..., 0], gray[..., 2])
     assert load_start_image(str(sixteen)).min() == 255
     assert load_start_image(None) is None
-
-
-def test_sampling_settings_map_off_values_to_none():
-    assert sampling_settings(0.8, 0, 1.0, 1.0) == dict(temperature=0.8, top_k=None, top_p=1.0,
-                                                                 cfg_scale=None)
-    assert sampling_settings(1, 40.0, 0.9, 2.0) == dict(temperature=1.0, top_k=40, top_p=0.9,
-                                                                  cfg_scale=2.0)

@@ -9,6 +9,7 @@ import torch
 
 from demo.model_registry import ModelRegistry
 from videogpt_core.pipeline import VideoGPTPipeline
+from videogpt_core.sampling_options import SamplingOptions
 
 
 def test_registry_finds_every_pipeline_folder(folders, registry):
@@ -67,8 +68,8 @@ def test_background_compilation_serves_at_once_then_swaps_in_the_compiled_step(f
     expected = ModelRegistry({"digits-tiny": folders["digits-tiny"]}, device="cpu").pipeline("digits-tiny")
     assert registry.compiler.wait(timeout=600)
     assert registry.compiler.state["digits-tiny"] == "compiled" and pipeline.compiled
-    assert torch.equal(pipeline.generate(label="one", seed=2, top_k=4).codes,
-                       expected.generate(label="one", seed=2, top_k=4).codes)
+    assert torch.equal(pipeline.generate(label="one", seed=2, options=SamplingOptions(top_k=4)).codes,
+                       expected.generate(label="one", seed=2, options=SamplingOptions(top_k=4)).codes)
 
 
 def test_a_failed_background_compilation_leaves_the_model_serving(folders, no_compiler, capsys):

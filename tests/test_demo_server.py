@@ -33,8 +33,8 @@ def client(demo_server):
 def generate(client, model, first_frame=None, label=None, actions=STILL_ACTIONS, seed=5, n_samples=1,
              n_frames=WINDOW, **settings):
     sampling = dict(temperature=1.0, top_k=0, top_p=1.0, guidance=1.0) | settings
-    return client.predict(model, first_frame, label, actions, sampling["temperature"], sampling["top_k"],
-                          sampling["top_p"], sampling["guidance"], seed, False, n_samples, n_frames,
+    return client.predict(model, first_frame, label, actions, seed, False, n_samples, n_frames,
+                          sampling["temperature"], sampling["top_k"], sampling["top_p"], sampling["guidance"],
                           api_name="/generate")
 
 
@@ -60,7 +60,7 @@ def test_generate_frames_and_actions_then_continue(client, tmp_path):
     image = still_image(tmp_path / "start.png", (48, 32), mode="RGBA")
     check_result(generate(client, "pusher-tiny", handle_file(str(image)), n_samples=2), 2, WINDOW, 5)
     more = {"headers": ["dx", "dy"], "data": [[2.0, 0.0]] * 4}
-    outputs = client.predict(2, more, 1.0, 0, 1.0, 1.0, 6, False, 1, 4, api_name="/continue")
+    outputs = client.predict(2, more, 6, False, 1, 4, 1.0, 0, 1.0, 1.0, api_name="/continue")
     check_result(outputs, 1, WINDOW + 4, 6)
 
 
@@ -91,7 +91,7 @@ def test_model_card(client):
 def test_concurrent_requests_all_complete(demo_server):
     url = demo_server[2]
     clients = [Client(url, verbose=False) for _ in range(4)]
-    jobs = [c.submit("uncond-tiny", None, None, STILL_ACTIONS, 1.0, 0, 1.0, 1.0, i, False, 1, WINDOW,
+    jobs = [c.submit("uncond-tiny", None, None, STILL_ACTIONS, i, False, 1, WINDOW, 1.0, 0, 1.0, 1.0,
                      api_name="/generate") for i, c in enumerate(clients)]
     results = [job.result(timeout=120) for job in jobs]
     assert [r[4] for r in results] == [0, 1, 2, 3]
@@ -129,7 +129,7 @@ def test_cancel_stops_within_one_latent_slice(demo_server, client):
     _, registry, _ = demo_server
     with slowed(registry, "uncond-tiny", delay=0.4) as slow:
         n_frames = 4 * WINDOW  # 12 slices, about 5 s
-        job = client.submit("uncond-tiny", None, None, STILL_ACTIONS, 1.0, 0, 1.0, 1.0, 3, False, 1, n_frames,
+        job = client.submit("uncond-tiny", None, None, STILL_ACTIONS, 3, False, 1, n_frames, 1.0, 0, 1.0, 1.0,
                             api_name="/generate")
         deadline = time.time() + 30
         while slow.slices < 2 and time.time() < deadline:
@@ -146,7 +146,7 @@ def test_cancel_stops_within_one_latent_slice(demo_server, client):
 
 
 def test_preview_streams_before_the_result(demo_server, client):
-    job = client.submit("uncond-tiny", None, None, STILL_ACTIONS, 1.0, 0, 1.0, 1.0, 8, False, 1, WINDOW,
+    job = client.submit("uncond-tiny", None, None, STILL_ACTIONS, 8, False, 1, WINDOW, 1.0, 0, 1.0, 1.0,
                         api_name="/generate")
     job.result(timeout=60)
     updates = job.outputs()
@@ -197,7 +197,7 @@ def test_app_command_line_serves_the_given_checkpoints(tmp_path):
         assert url.startswith("http://127.0.0.1:")
         client = Client(url, verbose=False)
         assert client.predict("uncond-tiny", api_name="/model_card").startswith("# uncond-tiny")
-        outputs = client.predict("digits-tiny", None, "one", STILL_ACTIONS, 1.0, 0, 1.0, 1.0, 4, False, 1, WINDOW,
+        outputs = client.predict("digits-tiny", None, "one", STILL_ACTIONS, 4, False, 1, WINDOW, 1.0, 0, 1.0, 1.0,
                                  api_name="/generate")
         assert outputs[1].startswith("Done:")
     finally:

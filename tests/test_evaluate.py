@@ -19,6 +19,7 @@ from videogpt_core.evaluation.inputs import open_eval_dataset
 from videogpt_core.metrics import nmse, psnr
 from videogpt_core.prior import VideoGPT
 from videogpt_core.vqvae import VQVAE
+from videogpt_core.sampling_options import SamplingOptions
 
 # torch >= 2.10 deprecates TorchScript, the format FVD's I3D files come in.
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.* is deprecated:DeprecationWarning")
@@ -192,11 +193,11 @@ def test_guidance_scale_reaches_the_sampler_and_the_report(files, monkeypatch):
         return real_sample_clips(pipeline, batch, options, *args, **kwargs)
 
     monkeypatch.setattr(digits_world, "sample_clips", spy)
-    result = evaluate(files["digits_model"], files["digits"], what="world", world_samples=1, cfg_scale=2.0,
-                      digit_classifier_steps=2)
+    result = evaluate(files["digits_model"], files["digits"], what="world", world_samples=1,
+                      options=SamplingOptions(cfg_scale=2.0), digit_classifier_steps=2)
     assert result["sampling"]["cfg_scale"] == 2.0 and seen and set(seen) == {2.0}
     with pytest.raises(ValueError, match="cfg_scale"):
-        evaluate(files["digits_model"], files["digits"], what="world", cfg_scale=-1.0)
+        evaluate(files["digits_model"], files["digits"], what="world", options=SamplingOptions(cfg_scale=-1.0))
 
 
 def test_frame_conditional_digits_model_gets_a_real_first_frame(files):

@@ -14,6 +14,7 @@ from videogpt_core.checkpoints import save_pipeline
 from videogpt_core.non_finite import NonFiniteLogitsError
 from videogpt_core.data.transforms import to_model_video
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
+from videogpt_core.sampling_options import SamplingOptions
 
 
 def random_video(n_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -88,7 +89,7 @@ def test_a_chosen_seed_is_reported_and_reproduces_the_video(plain):
 def test_stream_yields_every_slice_and_ends_with_generate(plain):
     t, h, w = plain.prior.latent_shape
     fpl = plain.config.frames_per_latent
-    updates = list(plain.stream(n=2, seed=5, temperature=0.9, top_k=8))
+    updates = list(plain.stream(n=2, seed=5, options=SamplingOptions(temperature=0.9, top_k=8)))
     assert len(updates) == t
     for i, update in enumerate(updates, start=1):
         assert update.codes.shape == (2, i, h, w)
@@ -96,7 +97,7 @@ def test_stream_yields_every_slice_and_ends_with_generate(plain):
         assert (update.tokens_done, update.tokens_total) == (i * h * w, t * h * w)
         assert update.finished == (i == t)
         assert update.seed == 5
-    result = plain.generate(n=2, seed=5, temperature=0.9, top_k=8)
+    result = plain.generate(n=2, seed=5, options=SamplingOptions(temperature=0.9, top_k=8))
     np.testing.assert_array_equal(updates[-1].frames, result.frames)
     assert torch.equal(updates[-1].codes, result.codes)
     # Earlier updates are prefixes of the final codes: nothing is re-sampled.
@@ -183,8 +184,8 @@ def test_actions_change_the_video(conditioned):
 def test_guidance_through_the_pipeline(conditioned):
     inputs = conditioned_inputs(conditioned)
     plain_result = conditioned.generate(seed=2, **inputs)
-    assert torch.equal(conditioned.generate(seed=2, cfg_scale=1.0, **inputs).codes, plain_result.codes)
-    assert not torch.equal(conditioned.generate(seed=2, cfg_scale=4.0, **inputs).codes, plain_result.codes)
+    assert torch.equal(conditioned.generate(seed=2, options=SamplingOptions(cfg_scale=1.0), **inputs).codes, plain_result.codes)
+    assert not torch.equal(conditioned.generate(seed=2, options=SamplingOptions(cfg_scale=4.0), **inputs).codes, plain_result.codes)
 
 
 # ---- video prediction and sliding windows ------------------------------------------------------------
@@ -198,7 +199,7 @@ def test_video_prediction_keeps_the_codes_of_the_given_frames(longer, n_given):
     # Encoded in a whole window: the given frames, then the last one repeated.
     window = np.concatenate([frames] + [frames[-1:]] * (longer.config.sequence_length - n_given))
     expected_prefix = longer.vqvae.encode(to_model_video(window)[None])[:, :known]
-    result = longer.generate(frames=frames, seed=0, top_k=1)
+    result = longer.generate(frames=frames, seed=0, options=SamplingOptions(top_k=1))
     assert torch.equal(result.codes[:, :known], expected_prefix)
     # The rest is the greedy continuation of those codes.
     assert torch.equal(result.codes, greedy_codes(longer.prior, 1, prefix=expected_prefix.flatten(1)))
@@ -252,8 +253,8 @@ def test_a_one_slice_window_slides_on_its_last_frames():
 
 def test_sliding_window_with_top_k_1_is_deterministic_greedy_continuation(longer):
     t, h, w = longer.prior.latent_shape
-    result = longer.generate(seed=0, top_k=1, n_frames=10)
-    assert torch.equal(result.codes, longer.generate(seed=99, top_k=1, n_frames=10).codes)
+    result = longer.generate(seed=0, options=SamplingOptions(top_k=1), n_frames=10)
+    assert torch.equal(result.codes, longer.generate(seed=99, options=SamplingOptions(top_k=1), n_frames=10).codes)
     codes = result.codes
     assert torch.equal(codes[:, :t], greedy_codes(longer.prior, 1))
     fpl = longer.config.frames_per_latent
@@ -273,7 +274,7 @@ def test_sliding_window_shifts_actions_and_first_frame_with_the_window():
     n_frames = 8  # 4 slices: the first window of 3, then one slide
     actions = np.random.default_rng(2).normal(size=(n_frames, 2)).astype(np.float32)
     image = random_video(1, 16, 16)
-    result = pipeline.generate(frames=image, label="walk", actions=actions, top_k=1, n_frames=n_frames, seed=0)
+    result = pipeline.generate(frames=image, label="walk", actions=actions, options=SamplingOptions(top_k=1), n_frames=n_frames, seed=0)
     codes = result.codes
     labels = torch.tensor([0])
     first_frame = pipeline.prepare_frames(image)
@@ -301,8 +302,8 @@ def test_compiled_decode_step_samples_what_eager_samples(shapes):
     shared = VideoGPTPipeline(twin.vqvae, twin.prior, device="cpu", vqvae_bf16=False)
     assert shared.decode_step.mode == "eager" and compiled.decode_step.mode == mode
     for seed in (3, 4):
-        expected = eager.generate(n=2, label="run", seed=seed, top_k=8)
-        assert torch.equal(compiled.generate(n=2, label="run", seed=seed, top_k=8).codes, expected.codes)
+        expected = eager.generate(n=2, label="run", seed=seed, options=SamplingOptions(top_k=8))
+        assert torch.equal(compiled.generate(n=2, label="run", seed=seed, options=SamplingOptions(top_k=8)).codes, expected.codes)
 
 
 @pytest.mark.slow
@@ -312,9 +313,9 @@ def test_a_step_compiled_while_a_video_streams_takes_over_at_the_next_window():
     eager = tiny_pipeline("class")
     twin = tiny_pipeline("class")
     n_frames = eager.sequence_length + 2 * eager.config.frames_per_latent  # three windows
-    expected = eager.generate(label="run", seed=5, top_k=8, n_frames=n_frames)
+    expected = eager.generate(label="run", seed=5, options=SamplingOptions(top_k=8), n_frames=n_frames)
     modes, codes = [], None
-    for update in twin.stream(label="run", seed=5, top_k=8, n_frames=n_frames):
+    for update in twin.stream(label="run", seed=5, options=SamplingOptions(top_k=8), n_frames=n_frames):
         modes.append(twin.decode_step.mode)
         if len(modes) == 1:
             twin.compile_decode_step()
@@ -332,7 +333,7 @@ def test_several_priors_compile_in_one_process():
     for pipeline in pipelines:
         pipeline.compile_decode_step()
         assert pipeline.compiled
-        assert pipeline.generate(n=2, label="run", seed=0, top_k=4).codes.shape[0] == 2
+        assert pipeline.generate(n=2, label="run", seed=0, options=SamplingOptions(top_k=4)).codes.shape[0] == 2
 
 
 @pytest.mark.slow
@@ -388,7 +389,7 @@ def test_a_warmed_up_compiled_pipeline_never_compiles_again():
     for n, cfg_scale, n_frames, given in ((1, None, None, frames[:1]), (1, 2.0, None, frames[:1]),
                                           (3, None, None, frames), (2, 1.5, pipeline.sequence_length + 4, frames)):
         actions = np.zeros((n_frames or pipeline.sequence_length, 2), np.float32)
-        compiled.generate(n=n, frames=given, label="run", actions=actions, cfg_scale=cfg_scale, seed=0,
+        compiled.generate(n=n, frames=given, label="run", actions=actions, options=SamplingOptions(cfg_scale=cfg_scale), seed=0,
                           n_frames=n_frames)
     assert counters["stats"]["unique_graphs"] == graphs
 
@@ -414,8 +415,9 @@ def test_sliding_window_with_actions_and_frames(conditioned):
     (dict(top_k=float("nan")), "top_k"), (dict(temperature=float("inf")), "temperature"),
 ])
 def test_bad_input_to_an_unconditional_model(plain, kwargs, name):
-    with pytest.raises(ValueError, match=name):
-        plain.generate(**{"seed": 0, **kwargs})
+    knobs = {key: kwargs.pop(key) for key in ("temperature", "top_k", "top_p", "cfg_scale") if key in kwargs}
+    with pytest.raises(ValueError, match=name):  # made (a bad value) or used (a knob this model lacks)
+        plain.generate(**{"seed": 0, **kwargs}, options=SamplingOptions(**knobs))
 
 
 @pytest.mark.parametrize("change, name", [

@@ -117,7 +117,7 @@ def test_keys_steer_the_world_from_an_example(browser, demo_server):  # noqa: F8
     page.wait_for_function(f"() => window.videogptPlay.steps >= {steps + 1}", timeout=TIMEOUT_MS)
     page.mouse.up()
     # The readout shows the speed; the mp4 holds the whole episode.
-    page.wait_for_function("() => /\\d+ ms per step · [\\d.]+ frames\\/s/.test("
+    page.wait_for_function("() => /latest step \\d+ ms (key|step) → frame.* · [\\d.]+ frames\\/s/.test("
                            "document.querySelector('#play-screen .play-readout').innerText)", timeout=TIMEOUT_MS)
     page.wait_for_timeout(1000)
     page.locator("#play-mp4-button").click()

@@ -15,6 +15,7 @@ from tiny_models import random_inputs, tiny_prior, tiny_vqvae
 from videogpt_core.checkpoints import save_pipeline
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
 from videogpt_core.quantization import Int8Linear, TransposedLinear, check_quantize
+from videogpt_core.sampling_options import SamplingOptions
 
 # Measured on the tiny priors: up to 2.3 % relative logit error and 1 argmax flip in 64 positions; at the
 # reference BAIR size (random weights) 1.5-2 % and 96-99 % of argmaxes kept. The bounds leave room for
@@ -60,7 +61,7 @@ def test_greedy_generation_is_mostly_the_same(conditioning):
         # A prior each: the pipeline sets its prior's decode_quantize.
         pipeline = VideoGPTPipeline(vqvae, tiny_prior(vqvae, conditioning), device="cpu", vqvae_bf16=False,
                                     quantize=quantize)
-        codes[quantize] = pipeline.generate(n=2, top_k=1, seed=0, **inputs).codes
+        codes[quantize] = pipeline.generate(n=2, options=SamplingOptions(top_k=1), seed=0, **inputs).codes
     assert (codes[None] == codes["int8"]).float().mean().item() >= 0.75  # measured 0.875-1
 
 

@@ -10,6 +10,7 @@ import videogpt_core
 from videogpt_core.data.transforms import to_model_video
 from videogpt_core.data.worlds.pusher import generate_pusher_episode
 from videogpt_core.metrics import psnr_per_frame
+from videogpt_core.sampling_options import SamplingOptions
 from videogpt_core.video_io import read_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def test_conditioning_matches_the_model_cards(pusher):
     digits = videogpt_core.load_pipeline(CHECKPOINTS / "digits", threads=1)
     assert digits.config.class_names == [str(d) for d in range(10)] and digits.config.n_cond_frames == 0
     assert digits.config.cond_drop_prob > 0  # guidance has an unconditional branch to work with
-    result = digits.generate(label="7", cfg_scale=2.0, seed=0, n_frames=4)
+    result = digits.generate(label="7", options=SamplingOptions(cfg_scale=2.0), seed=0, n_frames=4)
     assert result.frames.shape == (1, 4, 64, 64, 3) and result.frames.std() > 5  # not a blank video
 
 

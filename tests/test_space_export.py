@@ -180,7 +180,7 @@ def generation_inputs(space: Path, name: str) -> tuple:
     label = (config.get("class_names") or ["0"])[0] if config.get("n_classes") else None
     width = config.get("action_dim") or 2
     actions = {"headers": [f"a{i + 1}" for i in range(width)], "data": [[0.0] * width] * 4}
-    return name, first, label, actions, 1.0, 0, 1.0, 1.0, 0, False, 1, 4
+    return name, first, label, actions, 0, False, 1, 4, 1.0, 0, 1.0, 1.0
 
 
 @pytest.mark.slow

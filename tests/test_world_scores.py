@@ -20,7 +20,7 @@ from videogpt_core.evaluation.held_turns import (
 )
 from videogpt_core.evaluation.pusher_world import locate_by_colour, locate_gripper, pusher_rollout_scores
 from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.sampling import SamplingOptions
+from videogpt_core.sampling_options import SamplingOptions
 
 VIZDOOM_NAMES = ["TURN_LEFT", "TURN_RIGHT", "MOVE_FORWARD"]
 

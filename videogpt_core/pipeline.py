@@ -23,7 +23,8 @@ from videogpt_core.devices import cpu_supports_bf16, resolve_device
 from videogpt_core.non_finite import NonFiniteLogitsError
 from videogpt_core.prior import VideoGPT
 from videogpt_core.quantization import check_quantize
-from videogpt_core.sampling import SamplingOptions, generate_codes
+from videogpt_core.sampling import generate_codes
+from videogpt_core.sampling_options import SamplingOptions
 from videogpt_core.sliding_window import given_slices, next_window_start, padded_action_frames, slices_for
 from videogpt_core.speculative import SpeculationStats, check_draft
 from videogpt_core.vqvae import VQVAE
@@ -122,7 +123,7 @@ class VideoGPTPipeline:
         self.decode_step = step
 
     def _warm(self, decode_step: DecodeStep, batches: tuple[int, ...]) -> None:
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self.autocast():
             decode_step.warm(self.prior, batches, self.quantize)
 
     @classmethod
@@ -200,7 +201,8 @@ class VideoGPTPipeline:
 
     # ---- generation ---------------------------------------------------------------------------------
 
-    def _autocast(self):
+    def autocast(self):
+        """The autocast context the prior runs in on this device (none on the CPU)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
@@ -213,7 +215,7 @@ class VideoGPTPipeline:
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     video = self.vqvae.decode(codes.to(self.device))
             else:
-                with self._autocast():
+                with self.autocast():
                     video = self.vqvae.decode(codes.to(self.device))
         return from_model_video(video.float())
 
@@ -221,7 +223,7 @@ class VideoGPTPipeline:
         """The first window of `video` (n, 3, T, H, W), its last frame repeated if it is shorter."""
         return pad_to_window(video, self.config.sequence_length)  # the window the VQ-VAE was trained on
 
-    def _as_model_video(self, frames: np.ndarray) -> torch.Tensor:
+    def as_model_video(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 videos (n, T, H, W, 3) -> (n, 3, T, H, W) in [-0.5, 0.5] on the device."""
         return torch.stack([to_model_video(clip) for clip in frames]).to(self.device)
 
@@ -242,19 +244,17 @@ class VideoGPTPipeline:
         """
         return reconstruct_in_windows(self.vqvae, video.to(self.device), self.decode)
 
-    def stream(self, n: int = 1, frames=None, label=None, actions=None, temperature: float = 1.0,
-               top_k: int | None = None, top_p: float | None = None, cfg_scale: float | None = None,
+    def stream(self, n: int = 1, frames=None, label=None, actions=None, *, options: SamplingOptions | None = None,
                seed: int | None = None, n_frames: int | None = None) -> Iterator[StreamUpdate]:
         """Yield after every latent time slice; the last update holds the whole video (= `generate`)."""
-        return self._run(n, frames, label, actions, SamplingOptions(temperature, top_k, top_p, cfg_scale),
-                         seed, n_frames, progressive=True)
+        return self._run(n, frames, label, actions, options or SamplingOptions(), seed, n_frames, progressive=True)
 
-    def generate(self, n: int = 1, frames=None, label=None, actions=None, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, cfg_scale: float | None = None,
+    def generate(self, n: int = 1, frames=None, label=None, actions=None, *, options: SamplingOptions | None = None,
                  seed: int | None = None, n_frames: int | None = None) -> GenerationResult:
+        """n samples of n_frames frames (default: the window), sampled with `options` (default: plain)."""
         last = None
-        for last in self._run(n, frames, label, actions, SamplingOptions(temperature, top_k, top_p, cfg_scale),
-                              seed, n_frames, progressive=False):
+        for last in self._run(n, frames, label, actions, options or SamplingOptions(), seed, n_frames,
+                              progressive=False):
             pass
         return GenerationResult(frames=last.frames, codes=last.codes, seed=last.seed, speculation=last.speculation)
 
@@ -269,7 +269,7 @@ class VideoGPTPipeline:
              progressive: bool) -> Iterator[StreamUpdate]:
         """Check the request, then sample window after window (see sliding_window.py) until the video is whole."""
         request = self._request(n, frames, label, actions, options, seed, n_frames)
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self.autocast():
             progress = self._first_window(request)
             while True:
                 yield from self._sample_window(request, progress, options, progressive)
@@ -282,7 +282,7 @@ class VideoGPTPipeline:
         cfg = self.prior.config
         n = whole_number(n, "n (number of samples)", 1)
         n_frames = whole_number(cfg.sequence_length if n_frames is None else n_frames, "n_frames", 1)
-        options.check(self.prior)
+        options.check_for(self.prior)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
         seed = whole_number(seed, "seed", 0, 2**63 - 1)  # 1.5 would silently become seed 1
@@ -372,11 +372,11 @@ class VideoGPTPipeline:
         fpl = cfg.frames_per_latent
         progress.window_start = next_window_start(progress.codes.shape[1], t)
         if t > 1:
-            recent = self._as_model_video(progress.shown[:, progress.window_start * fpl:])
+            recent = self.as_model_video(progress.shown[:, progress.window_start * fpl:])
             progress.kept = self.encode_prefix(recent, t - 1)
         else:  # a one-slice window keeps nothing; it is conditioned on the last frames shown
             progress.kept = None
-            recent = self._as_model_video(progress.shown[:, -cfg.n_cond_frames:]) if cfg.n_cond_frames else None
+            recent = self.as_model_video(progress.shown[:, -cfg.n_cond_frames:]) if cfg.n_cond_frames else None
         if cfg.n_cond_frames:
             progress.cond_frames = recent[:, :, : cfg.n_cond_frames]
 

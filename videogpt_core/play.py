@@ -21,7 +21,7 @@ import torch
 
 from videogpt_core.data.transforms import resize_center_crop
 from videogpt_core.pipeline import VideoGPTPipeline, whole_number
-from videogpt_core.sampling import SamplingOptions
+from videogpt_core.sampling_options import SamplingOptions
 from videogpt_core.slice_sampler import SliceSampler
 
 
@@ -33,16 +33,17 @@ class PlayStep:
 
 
 class PlaySession:
-    def __init__(self, pipeline: VideoGPTPipeline, frames, *, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, seed: int | None = None, context_slices: int | None = None,
-                 max_frames: int | None = None, actions=None):
+    def __init__(self, pipeline: VideoGPTPipeline, frames, *, options: SamplingOptions | None = None,
+                 seed: int | None = None, context_slices: int | None = None, max_frames: int | None = None,
+                 actions=None):
         """frames: uint8 image (H, W, 3) or clip (K, H, W, 3) of any size, resized as the pipeline does.
         A clip of at least one latent slice keeps its last whole slices (up to context_slices); a
         frame-conditional model may also start from its conditioning frame(s) alone.
         context_slices: latent slices of the past the model sees at each step (default: the window less one,
         as the pipeline's sliding window; fewer is faster). max_frames: the most frames kept for `frames`
         (older ones are dropped; the world plays on); default: all. actions: the rows behind the start
-        frames (e.g. a recorded episode's), one per given frame; default: zeros."""
+        frames (e.g. a recorded episode's), one per given frame; default: zeros. options: how codes are sampled
+        (without guidance: play gives no class, and its actions change step by step)."""
         cfg = pipeline.config
         if not cfg.action_dim:
             raise ValueError(f"{pipeline.source} is not action-conditional: there is nothing to steer; play "
@@ -61,8 +62,8 @@ class PlaySession:
         if max_frames is not None:
             max_frames = whole_number(max_frames, "max_frames", (t + 1) * self.fpl)
         self.max_frames = max_frames
-        self.options = dict(temperature=1.0, top_k=None, top_p=None)
-        self.set_sampling(temperature=temperature, top_k=top_k, top_p=top_p)
+        self.options = SamplingOptions()
+        self.set_options(options or SamplingOptions())
         self._start, self._start_actions = self._start_frames(frames, actions)
         self.seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] >> 1)  # None: a fresh one
         self._lock = threading.Lock()
@@ -88,16 +89,16 @@ class PlaySession:
         need = f"{cfg.n_cond_frames} frame(s)" if cfg.n_cond_frames else f"{self.fpl} frames (one latent slice)"
         raise ValueError(f"play starts from at least {need}; got {len(array)}")
 
-    def set_sampling(self, temperature: float | None = None, top_k: int | None = None,
-                     top_p: float | None = None) -> None:
-        """Change the sampling settings of the following steps (None keeps a setting)."""
-        options = dict(self.options)
-        for key, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
-            if value is not None:
-                options[key] = value
-        checked = SamplingOptions(**options)
-        checked.check(self.pipeline.prior)  # a bad value is refused before any step uses it
-        self.options = dict(temperature=checked.temperature, top_k=checked.top_k, top_p=checked.top_p)
+    def set_options(self, options: SamplingOptions) -> None:
+        """The sampling settings of the following steps; refused before any step uses them."""
+        if options.guided:
+            raise ValueError("play samples without guidance (cfg_scale): its actions change at every step")
+        options.check_for(self.pipeline.prior)
+        self.options = options
+
+    def set_sampling(self, **changes) -> None:
+        """Change some sampling settings of the following steps, e.g. set_sampling(temperature=0.8)."""
+        self.set_options(self.options.replace(**changes))
 
     # ---- the episode --------------------------------------------------------------------------------
 
@@ -179,7 +180,7 @@ class PlaySession:
             seed = int(np.random.SeedSequence([self.seed, self._length]).generate_state(1)[0] >> 1)
             generator = torch.Generator(device=pipeline.device).manual_seed(seed)
             started = time.perf_counter()
-            with torch.no_grad(), pipeline._autocast():
+            with torch.no_grad(), pipeline.autocast():
                 window = self._window_for_step()
                 slices_before = window.slices_done
                 # The slice's rows: those of its frames already shown (a start shorter than a slice), then the step's.
@@ -208,17 +209,17 @@ class PlaySession:
     def _frame_tensor(self, first: int, count: int) -> torch.Tensor:
         """Episode frames first .. first+count-1 (counted as _length) as a model video (1, 3, count, H, W)."""
         index = first - (self._length - len(self._frames))
-        return self.pipeline._as_model_video(np.stack(self._frames[index:index + count])[None])
+        return self.pipeline.as_model_video(np.stack(self._frames[index:index + count])[None])
 
     def _window_for_step(self) -> SliceSampler:
         """The window the next slice is sampled in: the current one while it has room; a full one slides to
         its last context_slices slices (their codes and cache inputs as sampled, nothing re-encoded); without
         one (start, undo past a window), a window from the last frames, encoded."""
         pipeline, cfg = self.pipeline, self.pipeline.config
-        options = SamplingOptions(**self.options)
+        options = self.options
         window = self._window
         if window is not None and not window.full:
-            window.picker.options = options  # settings changed since the window began take effect
+            window.set_options(options)  # settings changed since the window began take effect
             return window
         n_cond = cfg.n_cond_frames
         if window is not None:

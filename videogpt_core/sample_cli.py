@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from videogpt_core.sampling_options import SamplingOptions
 from videogpt_core.video_io import VIDEO_EXTENSIONS, read_image, read_video, write_gif, write_mp4
 
 OUTPUT_WRITERS = {".mp4": write_mp4, ".gif": write_gif}
@@ -125,8 +126,8 @@ def run_sample(args: argparse.Namespace) -> int:
         n_frames = actions.shape[0]  # one action row per output frame sets the length
     # Chosen here rather than in the pipeline so it is on screen before a long run starts.
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(0, 2**31 - 1))
-    options = dict(n=args.n, frames=frames, label=args.label, actions=actions, temperature=args.temperature,
-                   top_k=args.top_k, top_p=args.top_p, cfg_scale=args.cfg_scale, seed=seed, n_frames=n_frames)
+    options = dict(n=args.n, frames=frames, label=args.label, actions=actions,
+                   options=SamplingOptions.from_arguments(args), seed=seed, n_frames=n_frames)
     print(f"seed {seed}", flush=True)
 
     begin = time.perf_counter()
@@ -184,13 +185,7 @@ def add_commands(subparsers) -> None:
                         help="integer nearest-neighbour upscale of the output (4)")
     output.add_argument("--fps", type=float, default=8.0, help="frames per second of the output (8)")
     sampling = parser.add_argument_group("sampling")
-    sampling.add_argument("--temperature", type=float, default=1.0, metavar="T",
-                          help="> 0; lower is more conservative (1)")
-    sampling.add_argument("--top-k", type=int, default=None, metavar="K", help="keep only the k most likely codes")
-    sampling.add_argument("--top-p", type=float, default=None, metavar="P",
-                          help="nucleus sampling: keep the most likely codes up to this probability, in (0, 1]")
-    sampling.add_argument("--cfg-scale", type=float, default=None, metavar="S",
-                          help="classifier-free guidance on the class / actions (1 = off, > 1 = stronger)")
+    SamplingOptions.add_arguments(sampling)
     sampling.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one, printed)")
     hardware = parser.add_argument_group("hardware")
     hardware.add_argument("--device", default=None, metavar="DEV", help="cpu or cuda (default: cuda when available)")

@@ -1,80 +1,19 @@
-"""Token sampling for the prior: logit filters, guidance, and the cached decode loop, slice by slice.
+"""Token sampling for the prior: guidance, the options' logit processors, and the cached decode loop, slice by slice.
 
 Sampling never syncs with the host per token: a code is drawn as argmax(probs / Exponential(1)), which is
 an exact draw from `probs`, and stays on the device until the caller asks for it.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from videogpt_core.decode_step import DecodeStep
 from videogpt_core.non_finite import check_finite_logits
 from videogpt_core.prior import VideoGPT
+from videogpt_core.sampling_options import SamplingOptions
 from videogpt_core.speculative import SpeculationStats, accept_proposals, check_draft, propose
-
-
-def _number(name: str, value, rule: str) -> float:
-    """A finite real number, or a ValueError naming the option; bools are refused, as `True` for 1.0 hides a
-    mistake (a flag passed where a number belongs)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        kind = " (a bool, not a number)" if isinstance(value, (bool, np.bool_)) else ""
-        raise ValueError(f"{name} must be {rule}, got {value!r}{kind}")
-    return value
-
-
-@dataclass
-class SamplingOptions:
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    cfg_scale: float | None = None  # classifier-free guidance on the class / actions; None or 1 = off
-
-    def check(self, prior: VideoGPT) -> None:
-        rule = "a finite number > 0"
-        if _number("temperature", self.temperature, rule) <= 0:
-            raise ValueError(f"temperature must be {rule}, got {self.temperature!r}")
-        if self.top_k is not None:
-            rule = "a whole number >= 1 (or None)"  # a UI slider sends 8.0: any whole number will do
-            k = _number("top_k", self.top_k, rule)
-            if k != int(k) or k < 1:
-                raise ValueError(f"top_k must be {rule}, got {k!r}")
-            self.top_k = int(k)
-        rule = "a number in (0, 1] (or None)"
-        if self.top_p is not None and not 0 < _number("top_p", self.top_p, rule) <= 1:
-            raise ValueError(f"top_p must be {rule}, got {self.top_p!r}")
-        if self.cfg_scale is not None:
-            rule = "a finite number >= 0 (or None)"
-            if _number("cfg_scale", self.cfg_scale, rule) < 0:
-                raise ValueError(f"cfg_scale must be {rule}, got {self.cfg_scale!r}")
-            if not prior.config.cond_dim:
-                raise ValueError("cfg_scale needs a class- or action-conditional model; this one has neither")
-
-    @property
-    def guided(self) -> bool:
-        return self.cfg_scale is not None and self.cfg_scale != 1.0
-
-
-def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                  top_p: float | None = None) -> torch.Tensor:
-    """Temperature, then keep the top_k codes, then the smallest set whose probability reaches top_p."""
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        # Drop a code when the codes ranked above it already reach top_p (the first one always stays).
-        drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return logits
 
 
 def draw(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -90,23 +29,32 @@ class CodePicker:
 
     def __init__(self, options: SamplingOptions, batch: int, device: torch.device,
                  generator: torch.Generator | None):
-        self.options, self.generator = options, generator
+        self.generator = generator
         self.drop = torch.arange(2 * batch, device=device) >= batch if options.guided else None
         self.rows = batch * (2 if self.drop is not None else 1)  # the batch the prior runs
+        self.set_options(options)
+
+    def set_options(self, options: SamplingOptions) -> None:
+        """Settings for the codes still to come; guidance cannot be turned on or off (it sets the batch)."""
+        if options.guided != (self.drop is not None):
+            raise ValueError("guidance (cfg_scale) cannot be turned on or off in a running generation")
+        self.options, self.processors = options, options.processors()
 
     def doubled(self, x: torch.Tensor | None) -> torch.Tensor | None:
         return torch.cat([x, x]) if self.drop is not None and x is not None else x
 
-    def target(self, logits: torch.Tensor) -> torch.Tensor:
-        """The filtered logits to sample from: guidance mixed in, then temperature / top-k / top-p."""
-        options = self.options
+    def target(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """The processed logits (B, n_codes) of the next position to sample from, given the codes drawn so
+        far (B, n): guidance mixed in, then the options' processors (temperature, top-k, top-p, ...)."""
         if self.drop is not None:
             cond, uncond = logits.float().chunk(2)
-            logits = uncond + options.cfg_scale * (cond - uncond)
-        return filter_logits(logits, options.temperature, options.top_k, options.top_p)
+            logits = uncond + self.options.cfg_scale * (cond - uncond)
+        for processor in self.processors:
+            logits = processor(logits, codes)
+        return logits
 
-    def pick(self, logits: torch.Tensor) -> torch.Tensor:
-        return draw(self.target(logits), self.generator)
+    def pick(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        return draw(self.target(logits, codes), self.generator)
 
 
 def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, actions=None,
@@ -126,7 +74,7 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
     what speculation did. Not with a CUDA-graph step (static decoding), which runs one code per step.
     step: how the one-token step runs (a pipeline's DecodeStep); default: eager."""
     options = options or SamplingOptions()
-    options.check(prior)
+    options.check_for(prior)
     check_draft(draft, draft_tokens)
     t, h, w = prior.latent_shape
     length, slice_len = t * h * w, h * w
@@ -153,7 +101,7 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
         if draft_tokens is not None and draft_tokens > 1 and not static:
             with torch.no_grad():
                 logits = prior.prefill(state, doubled(codes[:, :n_known]))
-                codes[:, n_known] = pick(logits)
+                codes[:, n_known] = pick(logits, codes[:, :n_known])
             yield from speculative_loop(prior, state, codes, n_known, draft_tokens, draft, picker.target, doubled,
                                         generator, stats)
             return
@@ -163,7 +111,7 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
                 if position > n_known:
                     # The code drawn last step, as drawn (contiguous: a compiled step guards on strides).
                     logits = step.run(state, doubled(drawn), step.where(position, position_ids))
-                drawn = pick(logits)
+                drawn = pick(logits, codes[:, :position])
                 codes[:, position] = drawn
                 if (position + 1) % slice_len == 0:
                     check_finite_logits(logits, (position + 1) // slice_len)
@@ -192,7 +140,10 @@ def speculative_loop(prior: VideoGPT, state, codes: torch.Tensor, last: int, dra
         proposals = propose(codes, last, k - 1, draft, prior.latent_shape)
         with torch.no_grad():
             logits = prior.verify(state, doubled(torch.cat([codes[:, last:last + 1], proposals], dim=1)), last + 1)
-            probs = target(logits).softmax(-1)  # (B, k, n_codes)
+            # Position last+1+i is processed given the codes before it, proposals included.
+            drawn = codes[:, :last + 1]
+            probs = torch.stack([target(logits[:, i], torch.cat([drawn, proposals[:, :i]], dim=1))
+                                 for i in range(k)], dim=1).softmax(-1)  # (B, k, n_codes)
             kept, next_code, accepted = accept_proposals(probs, proposals, generator)
         codes[:, last + 1:last + 1 + kept] = proposals[:, :kept]
         codes[:, last + 1 + kept] = next_code

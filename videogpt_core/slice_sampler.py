@@ -14,7 +14,8 @@ import torch
 from videogpt_core.decode_step import DecodeStep
 from videogpt_core.non_finite import check_finite_logits
 from videogpt_core.prior import VideoGPT
-from videogpt_core.sampling import CodePicker, SamplingOptions
+from videogpt_core.sampling import CodePicker
+from videogpt_core.sampling_options import SamplingOptions
 
 
 class SliceSampler:
@@ -33,7 +34,7 @@ class SliceSampler:
         self.step = step if step is not None and not step.static else DecodeStep.eager(prior)
         self.slice_len, self.fpl = h * w, cfg.frames_per_latent
         options = options or SamplingOptions()
-        options.check(prior)
+        options.check_for(prior)
         device = prior.fc_in.weight.device
         self.codes = torch.zeros(batch, t * h * w, dtype=torch.long, device=device)
         self.position = 0
@@ -48,7 +49,7 @@ class SliceSampler:
             self.actions = torch.zeros(batch, cfg.sequence_length, cfg.action_dim, device=device)
             if actions is not None:
                 self.actions[:, : actions.shape[1]] = actions
-        self.picker = CodePicker(options, batch, device, None)  # picker.options: the settings in force
+        self.picker = CodePicker(options, batch, device, None)
         self.state = prior.start_decoding(self.picker.rows, frames=self.picker.doubled(frames),
                                           actions=self.picker.doubled(self.actions), drop=self.picker.drop,
                                           quantize=quantize)
@@ -90,11 +91,16 @@ class SliceSampler:
         for position in range(self.position, end):
             if position > self.position:
                 logits = self.step.run(self.state, doubled(drawn), position)
-            drawn = self.picker.pick(logits)
+            drawn = self.picker.pick(logits, self.codes[:, :position])
             self.codes[:, position] = drawn
         check_finite_logits(logits, step + 1)
         self._pending, self.position = drawn, end
         return self.codes[:, end - self.slice_len:end].view(self.batch, *self.prior.latent_shape[1:])
+
+    def set_options(self, options: SamplingOptions) -> None:
+        """Sample the following slices with these settings (guidance stays as the window began)."""
+        options.check_for(self.prior)
+        self.picker.set_options(options)
 
     def rewind(self, slices: int) -> None:
         """Take back the last `slices` slices: the next slice is sampled where they began."""

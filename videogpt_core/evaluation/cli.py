@@ -12,6 +12,7 @@ from typing import Any
 from videogpt_core.evaluation.evaluate import PARTS, evaluate
 from videogpt_core.fvd.fvd import PROTOCOL_CLIPS
 from videogpt_core.quantization import QUANTIZE_MODES
+from videogpt_core.sampling_options import SamplingOptions
 
 # (flag, argparse keywords): one table adds the options and rebuilds the command line for the report.
 _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -42,12 +43,6 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
                             help="pusher, vizdoom, fetchpush: also roll the test episodes out to N frames (e.g. 32, "
                                  "their stored length), sliding the prior's window, and score the frames after the "
                                  "first window against the first frame held (default: off)")),
-    ("--temperature", dict(type=float, default=1.0, metavar="T", help="sampling temperature (default: 1.0)")),
-    ("--top-k", dict(type=int, default=None, metavar="K", help="sample among the k likeliest codes (default: all)")),
-    ("--top-p", dict(type=float, default=None, metavar="P", help="nucleus sampling threshold (default: off)")),
-    ("--cfg-scale", dict(type=float, default=None, metavar="G",
-                         help="classifier-free guidance on the class / actions, for models trained with condition "
-                              "dropout (default: off)")),
     ("--quantize", dict(default=None, choices=QUANTIZE_MODES,
                         help="sample with int8 prior weights (CPU; see `videogpt sample --quantize`)")),
     ("--digit-classifier", dict(default=None, metavar="DIR",
@@ -73,7 +68,7 @@ def _command_line(args: argparse.Namespace) -> str:
             words += [flag] if value else []
         elif value is not None and (spec.get("required") or value != spec.get("default")):
             words += [flag, str(value)]
-    return shlex.join(words)
+    return shlex.join(words + SamplingOptions.from_arguments(args).command_words())
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -81,8 +76,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         args.checkpoint, args.data, split=args.split, what=args.what, max_clips=args.max_clips,
         batch_size=args.batch_size, device=args.device, seed=args.seed, frame_stride=args.frame_stride,
         i3d=args.i3d, fvd_samples=args.fvd_samples, world_samples=args.world_samples, world_frames=args.world_frames,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, cfg_scale=args.cfg_scale,
-        quantize=args.quantize,
+        options=SamplingOptions.from_arguments(args), quantize=args.quantize,
         digit_classifier=args.digit_classifier, save_digit_classifier=args.save_digit_classifier,
         digit_classifier_steps=args.digit_classifier_steps, progress=not args.quiet,
         command=_command_line(args))
@@ -121,4 +115,5 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     for flag, spec in _OPTIONS:
         parser.add_argument(flag, **spec)
+    SamplingOptions.add_arguments(parser.add_argument_group("sampling"))
     parser.set_defaults(func=_run_eval)

@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from videogpt_core.data.transforms import resize_center_crop, to_model_video
 from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.sampling import SamplingOptions, generate_codes
+from videogpt_core.sampling import generate_codes
+from videogpt_core.sampling_options import SamplingOptions
 
 WORLD_SPLIT = "test"  # world-model rollouts always start from held-out episodes
 

@@ -3,6 +3,7 @@ others cannot), run them - reconstruction.py, prior_bits.py, FVD (videogpt_core/
 everything as one JSON-ready dict."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -22,7 +23,7 @@ from videogpt_core.evaluation.worlds import check_world_frames, world_scores, wo
 from videogpt_core.fvd.fvd import PROTOCOL_CLIPS, fvd_scores, load_feature_model
 from videogpt_core.pipeline import VideoGPTPipeline
 from videogpt_core.prior import VideoGPT
-from videogpt_core.sampling import SamplingOptions
+from videogpt_core.sampling_options import SamplingOptions
 from videogpt_core.vqvae import VQVAE
 
 PARTS = ("recon", "prior", "fvd", "world")
@@ -66,7 +67,7 @@ def _load_models(checkpoint, device: torch.device, quantize: str | None, options
     if prior is not None:
         # The VQ-VAE in float32 for evaluation; the prior's decode step as asked (int8 to measure its cost).
         pipeline = VideoGPTPipeline(vqvae, prior, device=device, vqvae_bf16=False, quantize=quantize)
-        options.check(prior)
+        options.check_for(prior)
     return vqvae.to(device).eval(), prior, pipeline
 
 
@@ -153,8 +154,7 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
              device: str | torch.device | None = None, seed: int = 0, frame_stride: int = 1,
              i3d: str | os.PathLike | None = None, fvd_samples: int = PROTOCOL_CLIPS, world_samples: int = 16,
              world_frames: int | None = None,
-             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             cfg_scale: float | None = None, quantize: str | None = None, digit_classifier: str | os.PathLike | None = None,
+             options: SamplingOptions | None = None, quantize: str | None = None, digit_classifier: str | os.PathLike | None = None,
              save_digit_classifier: str | os.PathLike | None = None, digit_classifier_steps: int = 400,
              progress: bool = False, command: str | None = None) -> dict[str, Any]:
     """Evaluate a VQ-VAE folder (reconstruction only) or a pipeline folder on a data set; returns a JSON-ready
@@ -166,7 +166,7 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
     _check_counts(max_clips, batch_size=(batch_size, 1), fvd_samples=(fvd_samples, 2),
                   world_samples=(world_samples, 1), frame_stride=(frame_stride, 1),
                   digit_classifier_steps=(digit_classifier_steps, 1))
-    options = SamplingOptions(temperature, top_k, top_p, cfg_scale)
+    options = options or SamplingOptions()
     data = Path(data)
     _check_paths(data, i3d)
 
@@ -184,8 +184,7 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
     i3d_model, i3d_source = load_feature_model(i3d, device) if "fvd" in parts else (None, None)
 
     result = _report_header(checkpoint, data, split, command, device, seed, vqvae, prior, dataset, n_clips,
-                            frame_stride, world, {"temperature": temperature, "top_k": top_k, "top_p": top_p,
-                                                  "cfg_scale": cfg_scale, "quantize": quantize})
+                            frame_stride, world, {**dataclasses.asdict(options), "quantize": quantize})
     scorers = {  # part -> (its key in the report, what computes it)
         "recon": ("reconstruction", lambda: reconstruction_scores(vqvae, dataset, n_clips, batch_size, device,
                                                                   progress)),

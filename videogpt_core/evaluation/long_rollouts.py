@@ -22,8 +22,7 @@ def long_rollout(pipeline, true_frames: np.ndarray, actions: np.ndarray, options
     config = pipeline.prior.config
     given = config.n_cond_frames or config.frames_per_latent  # a prefix takes a whole latent slice
     result = pipeline.generate(1, frames=true_frames[:given], actions=actions, n_frames=len(true_frames),
-                               temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
-                               cfg_scale=options.cfg_scale, seed=seed)
+                               options=options, seed=seed)
     return resize_clips(result.frames, true_frames.shape[1])[0]
 
 
