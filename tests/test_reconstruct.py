@@ -70,6 +70,8 @@ def test_scores_and_side_by_side_video(codecs, clip, tmp_path, capsys):
         assert codec["raw_bits"] == raw_bits and codec["compression_ratio"] == pytest.approx(raw_bits / 320, rel=1e-3)
         assert 1 <= codec["codebook_usage"] <= 16
         assert 0 <= codec["code_stability"] <= 1
+        # The block-mean baseline of the same grid: 5 x 4 x 4 blocks of 24 bits, its PSNR scored as the codec's.
+        assert codec["baseline_bits"] == 5 * 4 * 4 * 24 and math.isfinite(codec["baseline_psnr"])
     frames = read_video(out)
     # Two rows (reconstructions, heatmaps) of titled 32-px tiles; three columns (original + two codecs).
     assert frames.shape == (10, 2 * (HEADER_PX + 32), 3 * 32, 3)

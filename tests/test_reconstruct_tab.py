@@ -19,8 +19,9 @@ from tiny_models import tiny_vqvae
 
 from demo.output_store import OutputStore
 from demo.reconstruct_tab import MAX_FRAMES, CodecRegistry, reconstruct
+from videogpt_core.codec_baseline import block_means
 from videogpt_core.model_folders import find_codec_folders
-from videogpt_core.reconstruct import compare_codecs, load_codec
+from videogpt_core.reconstruct import compare_codecs, load_codec, prepare_clip
 from videogpt_core.video_io import probe_stream, read_video, write_gif, write_mp4
 
 GENERAL = "general-codec-2x4x4"
@@ -101,6 +102,7 @@ def test_two_codecs_side_by_side_with_the_library_scores(codecs, store, clip):
         assert REPORT_KEYS <= set(mine)
         assert mine["psnr_per_frame"] == pytest.approx(theirs["psnr_per_frame"], abs=1e-3)
         assert mine["bits"] == theirs["bits"] and mine["codebook_usage"] == theirs["codebook_usage"]
+        assert mine["baseline_psnr"] == pytest.approx(theirs["baseline_psnr"], abs=1e-3)
     # One plot: 8 frames per codec, colour by codec.
     assert list(result.psnr.columns) == ["frame", "psnr_db", "codec"] and len(result.psnr) == 16
     assert set(result.psnr["codec"]) == {GENERAL, "pusher-tiny"}
@@ -111,6 +113,11 @@ def test_two_codecs_side_by_side_with_the_library_scores(codecs, store, clip):
     assert f"{8 * 64 * 64 * 3 * 8:,} bits of raw RGB" in result.summary
     assert row["ratio"] == f"{8 * 64 * 64 * 3 * 8 / (4 * 16 * 16 * 4):.1f}×"
     assert row["codes"] == "4×16×16" and row["codes used"].endswith("of 16")
+    # Beside each codec, the PSNR of keeping the mean colour of each block of its latent grid (2x4x4 here).
+    prepared = prepare_clip(frames, 64).astype(np.float64)
+    mse = ((prepared - block_means(prepare_clip(frames, 64), (2, 4, 4))) ** 2).mean(axis=(1, 2, 3))
+    baseline = np.mean(10 * np.log10(255.0 ** 2 / mse))
+    assert row["block means (dB)"] == pytest.approx(baseline, abs=0.01) and "*block means*" in result.summary
     assert 0 < row["SSIM"] <= 1 and f"{GENERAL} 4 frames (2 windows)" in result.summary  # 8 frames
     assert [caption.split(":")[0] for _, caption in result.codes] == [GENERAL, "pusher-tiny"]
     json.dumps(result.report)  # the JSON output is JSON
@@ -198,7 +205,7 @@ def test_the_tab_through_gradio_client_with_two_codecs(server, clip):
         handle_file(str(clip)), [GENERAL, "digits-tiny"], 128, 8, api_name="/reconstruct")
     assert probe_stream(video).width == 3 * 128 * 2
     assert {row[2] for row in plot["data"]} == {GENERAL, "digits-tiny"} and len(plot["data"]) == 16
-    assert scores["headers"][:3] == ["codec", "PSNR (dB)", "SSIM"] and [r[0] for r in scores["data"]] == \
+    assert scores["headers"][:3] == ["codec", "PSNR (dB)", "block means (dB)"] and [r[0] for r in scores["data"]] == \
         [GENERAL, "digits-tiny"]
     assert "8 frames at 128×128" in summary and len(codes) == 2
     assert [c["name"] for c in report["codecs"]] == [GENERAL, "digits-tiny"]
@@ -278,6 +285,7 @@ def test_upload_in_a_browser_and_see_the_comparison(server, clip):
             assert page.locator("#recon-video video").evaluate("v => v.videoWidth") == 5 * 256  # original + 4
             scores = page.locator("#recon-scores").inner_text()
             assert all(name in scores for name in (GENERAL, "digits-tiny", "pusher-tiny", "uncond-tiny"))
+            assert "block means (dB)" in " ".join(page.locator("#recon-scores thead").inner_text().split())
             page.wait_for_selector("#psnr-plot canvas, #psnr-plot svg", timeout=TIMEOUT_MS)
             assert "10 frames at 64×64" in page.locator("#recon-summary").inner_text()  # the whole clip
             assert_scores_and_codes_fully_shown(page)

@@ -1,5 +1,6 @@
 """Reconstruct one clip with one or more VQ-VAE codecs and measure each: PSNR (mean and per frame), SSIM, the
-bits of its codes against the raw pixels, and how many codebook entries the clip used.
+bits of its codes against the raw pixels, how many codebook entries the clip used, and the PSNR of keeping only
+each latent block's mean colour (codec_baseline.py), the figure a codec has to beat.
 
 A codec is a VQ-VAE folder (config.json + model.safetensors), a pipeline folder holding vqvae/, or a
 training run folder holding model/. The VQ-VAEs are convolutional with axial attention and no position
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from videogpt_core.checkpoints import load_vqvae
+from videogpt_core.codec_baseline import block_mean_bits, block_means
 from videogpt_core.codec_windows import reconstruct_in_windows
 from videogpt_core.data.transforms import resize_center_crop, to_model_video
 from videogpt_core.metrics import psnr_per_frame, ssim
@@ -51,6 +53,12 @@ class CodecResult:
     seconds: float
     psnr_per_frame: list[float] = field(default_factory=list)
     ssim: float = 0.0
+    baseline_psnr_per_frame: list[float] = field(default_factory=list)  # each latent block's mean colour kept
+    baseline_bits: int = 0
+
+    @property
+    def baseline_psnr(self) -> float:
+        return float(np.mean(self.baseline_psnr_per_frame))
 
     @property
     def psnr(self) -> float:
@@ -74,6 +82,7 @@ class CodecResult:
         return {
             "name": self.name, "checkpoint": self.checkpoint, "psnr": round(self.psnr, 3),
             "psnr_per_frame": [round(value, 3) for value in self.psnr_per_frame], "ssim": round(self.ssim, 4),
+            "baseline_psnr": round(self.baseline_psnr, 3), "baseline_bits": self.baseline_bits,
             "bits": round(self.bits, 1), "raw_bits": raw_bits, "compression_ratio": round(raw_bits / self.bits, 2),
             "codebook_usage": int(np.unique(self.codes).size), "n_codes": self.n_codes,
             "codebook_fraction": round(np.unique(self.codes).size / self.n_codes, 4),
@@ -136,6 +145,8 @@ def reconstruct_clip(codec: Codec, clip: np.ndarray, device: str | torch.device 
     result = CodecResult(name=codec.name, checkpoint=str(codec.path), frames=frames, codes=codes[0].numpy(),
                          n_codes=codec.vqvae.n_codes, downsample=codec.downsample, seconds=seconds)
     result.psnr_per_frame = _psnr_per_frame(clip, frames)
+    result.baseline_psnr_per_frame = _psnr_per_frame(clip, block_means(clip, codec.downsample))
+    result.baseline_bits = block_mean_bits(clip, codec.downsample)
     result.ssim = ssim(to_model_video(clip)[None], to_model_video(frames)[None])
     return result
 

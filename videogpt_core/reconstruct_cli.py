@@ -71,8 +71,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
             "each codec (window by window of its training length), write OUT with the original and one column "
             "per codec (plus error heatmaps), and print one JSON object: per codec psnr (mean dB over frames), "
             "psnr_per_frame, ssim, bits (latents x log2 codebook size), raw_bits, compression_ratio, "
-            "codebook_usage (distinct codes on this clip) and code_stability (share of latent positions "
-            "keeping their code from one latent slice to the next)."
+            "codebook_usage (distinct codes on this clip), code_stability (share of latent positions "
+            "keeping their code from one latent slice to the next), and baseline_psnr / baseline_bits: keeping "
+            "only the mean colour of each block of the codec's latent grid (24 bits a block), the figure a "
+            "codec has to beat."
         ),
     )
     parser.add_argument("input", help="the video file")
