@@ -72,6 +72,26 @@ def test_vqvae_fine_tunes_from_a_saved_model(tmp_path):
         train_vqvae(*vqvae_configs(tmp_path / "clash", **start, n_hiddens=32), train_dataset=MovingSquares(8))
 
 
+def test_decoder_only_fine_tuning_keeps_every_code_and_learns_in_the_decoder(tmp_path):
+    train_vqvae(*vqvae_run(tmp_path / "base", steps=4), train_dataset=MovingSquares(8))
+    base = VQVAE.from_pretrained(tmp_path / "base" / "model")
+    start = dict(QUIET, init_from=str(tmp_path / "base" / "model"), downsample=TINY_VQVAE["downsample"],
+                 decoder_only=True, steps=6, batch_size=4, lr=5e-3)
+    tuned_run = train_vqvae(*vqvae_configs(tmp_path / "tuned", **start), train_dataset=MovingSquares(8))
+    assert tuned_run.step == 6
+    tuned = VQVAE.from_pretrained(tmp_path / "tuned" / "model")
+    before, after = base.state_dict(), tuned.state_dict()
+    frozen = [name for name in before if name.split(".")[0] in ("encoder", "pre_vq_conv", "codebook")]
+    assert frozen and all(torch.equal(before[name], after[name]) for name in frozen)  # BatchNorm statistics too
+    assert not torch.equal(before["decoder.convts.0.convt.weight"], after["decoder.convts.0.convt.weight"])
+    video = MovingSquares(2, offset=500)[0]["video"][None]
+    assert torch.equal(base.encode(video), tuned.encode(video))
+    assert load_checkpoint(tmp_path / "tuned")["state"]["task"]["decoder_only"]  # a resume keeps it
+
+    with pytest.raises(ValueError, match="--init-from"):
+        train_vqvae(*vqvae_configs(tmp_path / "fresh", **dict(start, init_from=None)), train_dataset=MovingSquares(8))
+
+
 @pytest.fixture()
 def tiny_vqvae():
     torch.manual_seed(0)

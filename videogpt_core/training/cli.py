@@ -90,6 +90,9 @@ def configure_vqvae_parser(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--init-from", default=None, metavar="VQVAE",
                        help="fine-tune: start from this VQ-VAE's weights and shape (its folder or a pipeline folder); "
                             "--sequence-length and --resolution still apply")
+    group.add_argument("--decoder-only", action="store_true",
+                       help="with --init-from: train only the decoder, the encoder and codebook frozen, so every "
+                            "clip keeps its codes (a prior trained on them stays valid)")
     for flag, help in (("--embedding-dim", "code vector width"), ("--n-codes", "codebook size"),
                        ("--n-hiddens", "encoder / decoder width"), ("--n-res-layers", "attention residual blocks")):
         name = flag[2:].replace("-", "_")

@@ -24,6 +24,7 @@ class VQVAEStageOptions:
     frame_stride: int = 1
     size: str | None = None  # small | base; None: chosen from the device
     init_from: str | None = None  # a VQ-VAE (or pipeline) folder whose shape and weights training starts from
+    decoder_only: bool = False  # with init_from: train the decoder only, every clip keeps its codes
     embedding_dim: int | None = None
     n_codes: int | None = None
     n_hiddens: int | None = None

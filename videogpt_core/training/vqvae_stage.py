@@ -69,6 +69,9 @@ def train_vqvae(trainer: TrainerConfig, options: VQVAEStageOptions, train_datase
     """Stage 1. Data sets given here replace options.data / val_data (tests, scripts)."""
     saved = saved_task(trainer.out_dir, trainer.resume, "vqvae")
     start = _starting_model(options) if saved is None and options.init_from else None
+    decoder_only = saved.get("decoder_only", False) if saved is not None else options.decoder_only
+    if decoder_only and saved is None and start is None:
+        raise ValueError("--decoder-only trains the decoder of an existing codec: give it with --init-from")
     trainer, options, size = apply_size(trainer, options, "vqvae")
     if saved is not None:
         model_config = config_from_dict(VQVAEConfig, saved["vqvae_config"], "checkpoint")
@@ -80,6 +83,6 @@ def train_vqvae(trainer: TrainerConfig, options: VQVAEStageOptions, train_datase
         train_dataset, opened_val = _open_videos(options, model_config, with_val=val_dataset is None)
         val_dataset = val_dataset if val_dataset is not None else opened_val
     torch.manual_seed(trainer.seed)  # the same initial weights on every process
-    task = VQVAETask(start if start is not None else VQVAE(config=model_config))
+    task = VQVAETask(start if start is not None else VQVAE(config=model_config), decoder_only)
     announce_size(options, size, trainer.batch_size, task.model, resumed=saved is not None)
     return Trainer(trainer, task, train_dataset, val_dataset, callbacks).fit()

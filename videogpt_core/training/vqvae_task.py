@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from videogpt_core.config import config_to_dict
 from videogpt_core.metrics import psnr_from_mse
@@ -11,15 +12,33 @@ from videogpt_core.training.task import TrainingTask
 
 
 class VQVAETask(TrainingTask):
-    """Batches hold "video" (B, 3, T, H, W) in [-0.5, 0.5]."""
+    """Batches hold "video" (B, 3, T, H, W) in [-0.5, 0.5].
+
+    decoder_only: the encoder and codebook are frozen and run as at inference, so every clip keeps the codes it
+    had; only the decoder learns. A prior trained on those codes stays valid while its codec's decoder improves.
+    """
 
     kind = "vqvae"
 
+    def __init__(self, model: nn.Module, decoder_only: bool = False):
+        super().__init__(model)
+        self.decoder_only = decoder_only
+        if decoder_only:
+            for module in (model.encoder, model.pre_vq_conv, model.codebook):
+                module.requires_grad_(False)
+
     def loss(self, model, batch):
-        return model(batch["video"])
+        if not self.decoder_only:
+            return model(batch["video"])
+        video = batch["video"]
+        codes = model.encode(video)  # BatchNorm's running statistics, the codebook unchanged
+        recon = model.decoder(model.post_vq_conv(model.codebook.lookup(codes)))
+        recon_loss = F.mse_loss(recon, video) / model.config.recon_loss_scale
+        return {"recon": recon, "loss": recon_loss, "recon_loss": recon_loss}
 
     def describe(self):
-        return {"kind": self.kind, "vqvae_config": config_to_dict(self.model.config)}
+        return {"kind": self.kind, "vqvae_config": config_to_dict(self.model.config),
+                "decoder_only": self.decoder_only}
 
     def export(self, model, directory):
         model.save_pretrained(directory)
