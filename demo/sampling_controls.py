@@ -36,6 +36,7 @@ CONTROLS: tuple[SamplingControl, ...] = (
     SamplingControl("top_p", "Top-p (1 = off)", 0.01, 1.0, 0.01, 1.0),
     SamplingControl("cfg_scale", "Classifier-free guidance scale (1 = off)", 0.0, 5.0, 0.1, 1.0, off=1.0,
                     for_model=lambda info, c: dict(visible=c.guidance_visible, value=c.guidance)),
+    SamplingControl("repetition_penalty", "Repetition penalty (1 = off)", 0.5, 2.0, 0.05, 1.0, off=1.0),
 )
 
 

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from videogpt_core.sampling_options import SamplingOptions, process_logits
+from videogpt_core.sampling_options import SamplingOptions, penalize_repeats, process_logits
 
 
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
@@ -80,7 +80,7 @@ def test_bad_options_are_refused_when_made_naming_the_argument(options, name):
         SamplingOptions(**options)
 
 
-@pytest.mark.parametrize("name", ["temperature", "top_k", "top_p", "cfg_scale"])
+@pytest.mark.parametrize("name", ["temperature", "top_k", "top_p", "cfg_scale", "repetition_penalty"])
 def test_a_bool_is_refused_for_every_numeric_option(name):
     for flag in (True, False):  # True passed for 1.0 would hide a mistake
         with pytest.raises(ValueError, match=f"{name} must be .*got {flag} \\(a bool, not a number\\)"):
@@ -109,3 +109,16 @@ def test_the_command_line_takes_every_field_and_rebuilds_the_options():
     assert SamplingOptions.from_arguments(parser.parse_args([])) == SamplingOptions()
     for option in dataclasses.fields(SamplingOptions):
         assert "--" + option.name.replace("_", "-") in parser.format_help()
+
+
+def test_a_repetition_penalty_makes_the_codes_drawn_so_far_less_likely():
+    logits = torch.tensor([[2.0, -1.0, 0.5, 1.0], [2.0, -1.0, 0.5, 1.0]])
+    codes = torch.tensor([[0, 1], [3, 3]])  # row 0 drew codes 0 and 1, row 1 code 3 twice
+    penalized = penalize_repeats(logits, codes, 2.0)
+    assert penalized.tolist() == [[1.0, -2.0, 0.5, 1.0], [2.0, -1.0, 0.5, 0.5]]
+    options = SamplingOptions(repetition_penalty=2.0)
+    assert torch.equal(process_logits(logits, codes, options), penalized)
+    assert torch.equal(process_logits(logits, codes[:, :0], options), logits)  # nothing drawn yet
+    assert len(SamplingOptions(repetition_penalty=1.0).processors()) == 1  # 1 = off
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        SamplingOptions(repetition_penalty=0.0)

@@ -42,6 +42,8 @@ class SamplingOptions:
                                metavar="P")
     cfg_scale: float | None = knob(None, "classifier-free guidance on the class / actions (1 = off, > 1 = stronger)",
                                    metavar="S")
+    repetition_penalty: float | None = knob(None, "> 0; above 1 makes the codes already in the window less likely "
+                                                  "(1 = off)", metavar="R")
 
     def __post_init__(self):
         rule = "a finite number > 0"
@@ -59,6 +61,9 @@ class SamplingOptions:
         rule = "a finite number >= 0 (or None)"
         if self.cfg_scale is not None and _number("cfg_scale", self.cfg_scale, rule) < 0:
             raise ValueError(f"cfg_scale must be {rule}, got {self.cfg_scale!r}")
+        rule = "a finite number > 0 (or None)"
+        if self.repetition_penalty is not None and _number("repetition_penalty", self.repetition_penalty, rule) <= 0:
+            raise ValueError(f"repetition_penalty must be {rule}, got {self.repetition_penalty!r}")
 
     def check_for(self, prior) -> None:
         """Refuse options this model cannot use."""
@@ -76,6 +81,8 @@ class SamplingOptions:
     def processors(self) -> list[Processor]:
         """The logit processors of these options, in the order they run."""
         processors: list[Processor] = [lambda logits, codes: logits.float() / self.temperature]
+        if self.repetition_penalty is not None and self.repetition_penalty != 1.0:
+            processors.append(lambda logits, codes: penalize_repeats(logits, codes, self.repetition_penalty))
         if self.top_k is not None:
             processors.append(lambda logits, codes: keep_top_k(logits, self.top_k))
         if self.top_p is not None and self.top_p < 1.0:
@@ -100,6 +107,16 @@ class SamplingOptions:
         """The arguments that make these options (those left at their defaults omitted)."""
         return [word for option in dataclasses.fields(self) if getattr(self, option.name) != option.default
                 for word in ("--" + option.name.replace("_", "-"), str(getattr(self, option.name)))]
+
+
+def penalize_repeats(logits: torch.Tensor, codes: torch.Tensor, penalty: float) -> torch.Tensor:
+    """The logits of codes already drawn (B, n) divided by the penalty where positive, multiplied where
+    negative (CTRL's rule): a penalty above 1 makes them less likely whatever their sign."""
+    if not codes.shape[1]:
+        return logits
+    drawn = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, codes, True)
+    penalized = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(drawn, penalized, logits)
 
 
 def keep_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
