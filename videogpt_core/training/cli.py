@@ -98,9 +98,9 @@ def configure_vqvae_parser(parser: argparse.ArgumentParser) -> None:
         name = flag[2:].replace("-", "_")
         group.add_argument(flag, type=int, default=None,
                            help=f"{help} (default from --size: {preset_help('vqvae', name)})")
-    group.add_argument("--downsample", type=_factors, default=_default(VQVAEStageOptions, "downsample"),
-                       help="T,H,W downsampling factors, powers of two (default: 4,4,4)")
-    group.add_argument("--causal", action="store_true",
+    group.add_argument("--downsample", type=_factors, default=None,
+                       help="T,H,W downsampling factors, powers of two (default: 4,4,4, or --init-from's)")
+    group.add_argument("--causal", action="store_true", default=None,
                        help="time-causal codec: each frame its own latent slice (needs --downsample 1,H,W), frames "
                             "1..k encode the same whatever follows, so a world model keeps a given frame exactly")
     for flag, help in (("--sequence-length", "frames per clip"), ("--resolution", "frame size in pixels"),

@@ -29,8 +29,8 @@ class VQVAEStageOptions:
     n_codes: int | None = None
     n_hiddens: int | None = None
     n_res_layers: int | None = None
-    downsample: tuple[int, int, int] = (4, 4, 4)
-    causal: bool = False
+    downsample: tuple[int, int, int] | None = None  # None: VQVAEConfig's (4, 4, 4), or --init-from's
+    causal: bool | None = None  # None: not causal, or as --init-from's
     sequence_length: int = 16
     resolution: int = 64
 

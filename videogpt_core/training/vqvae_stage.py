@@ -78,7 +78,8 @@ def train_vqvae(trainer: TrainerConfig, options: VQVAEStageOptions, train_datase
     elif start is not None:
         model_config = start.config
     else:
-        model_config = VQVAEConfig(**{name: getattr(options, name) for name in MODEL_OPTIONS})
+        model_config = VQVAEConfig(**{name: getattr(options, name) for name in MODEL_OPTIONS
+                                      if getattr(options, name) is not None})
     if train_dataset is None:
         train_dataset, opened_val = _open_videos(options, model_config, with_val=val_dataset is None)
         val_dataset = val_dataset if val_dataset is not None else opened_val
