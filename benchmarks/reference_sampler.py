@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from videogpt_core.conditions import Conditions
 from videogpt_core.prior import Condition, PriorLayerNorm, VideoGPT
 
 
@@ -41,7 +42,7 @@ def start(prior: VideoGPT, batch: int, frames=None, labels=None, actions=None) -
     """Conditioning (frame encoder, cross-attention keys / values) once, empty caches, the dense mask."""
     length = prior.config.seq_len
     device = prior.fc_in.weight.device
-    condition = prior.condition(batch, frames, labels, actions)
+    condition = prior.condition(Conditions(frames=frames, labels=labels, actions=actions), batch)
     caches = []
     for block in prior.blocks:
         attn = block.attn

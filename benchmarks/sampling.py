@@ -19,6 +19,7 @@ import torch
 
 from benchmarks.common import (AMP_DTYPES, CONDITIONS, ModelSize, Timing, add_common_arguments, autocast,
                                build_models, measure, positive_ints, random_conditions, report, setup_device)
+from videogpt_core.conditions import Conditions
 from videogpt_core.decode_step import DECODE_MODES, DecodeStep
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
 from videogpt_core.prior import Condition, VideoGPT
@@ -79,7 +80,7 @@ def time_our_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, dev
     position_ids = torch.arange(length, device=device)
     generator = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad(), autocast(device, amp):
-        state = prior.start_decoding(batch, quantize=quantize, static=static, **inputs)
+        state = prior.start_decoding(batch, quantize=quantize, static=static, conditions=Conditions(**inputs))
         first_logits = prior.prefill(state)
         # The cache before a window holds noise instead of prefilled keys and values: a step costs the same
         # whatever they hold, and prefilling thousands of tokens would take longer than the timing itself.
@@ -115,7 +116,7 @@ def time_naive_points(prior: VideoGPT, batch: int, inputs: dict, n_points: int, 
     generator = torch.Generator(device=device).manual_seed(1)
     codes = torch.randint(0, prior.n_codes, (batch, length), device=device, generator=generator)
     with torch.no_grad(), autocast(device, amp):
-        condition = prior.condition(batch, **inputs)  # computed once: generous to the naive sampler
+        condition = prior.condition(Conditions(**inputs), batch)  # computed once: generous to the naive sampler
     results = []
     for position in np.linspace(0, length - 1, n_points).round().astype(int).tolist():
         def run():
@@ -216,7 +217,7 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
         static = pipeline.decode_step.static
 
         def start_generation():
-            state = prior.start_decoding(batch, quantize=args.quantize, static=static, **inputs)
+            state = prior.start_decoding(batch, quantize=args.quantize, static=static, conditions=Conditions(**inputs))
             prior.prefill(state)
             state.release()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from videogpt_core.conditions import Conditions
 from videogpt_core.model_folders import find_pipeline_folders
 from videogpt_core.pipeline import load_pipeline
 from videogpt_core.play import PlaySession
@@ -53,7 +54,7 @@ def cached_logits(pipeline, codes: torch.Tensor, quantize: str | None, **inputs)
     """Logits (1, L, n_codes) of every position of one window's codes, through the KV-cached decode path."""
     prior = pipeline.prior
     conditions = model_inputs(pipeline, **inputs)
-    state = prior.start_decoding(1, quantize=quantize, **conditions)
+    state = prior.start_decoding(1, quantize=quantize, conditions=Conditions(**conditions))
     flat = codes[:, : prior.latent_shape[0]].flatten(1)
     with torch.no_grad():
         first = prior.prefill(state)

@@ -20,6 +20,7 @@ import torch
 
 from benchmarks.common import report, setup_device
 from demo.action_presets import default_preset, preset_actions
+from videogpt_core.conditions import Conditions
 from videogpt_core.data.worlds.controls import world_of_model
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
 from videogpt_core.sampling import generate_codes
@@ -72,8 +73,8 @@ def sample_once(pipeline: VideoGPTPipeline, inputs: dict, options: SamplingOptio
     stats = SpeculationStats()
     generator = torch.Generator().manual_seed(seed)
     wall, cpu = time.perf_counter(), time.process_time()
-    for _ in generate_codes(pipeline.prior, 1, options=options, generator=generator, draft_tokens=draft_tokens,
-                            draft=draft if draft != "plain" else "left", stats=stats, **inputs):
+    for _ in generate_codes(pipeline.prior, 1, Conditions(**inputs), options=options, generator=generator,
+                            draft_tokens=draft_tokens, draft=draft if draft != "plain" else "left", stats=stats):
         pass
     return dict(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu, **stats.as_dict())
 

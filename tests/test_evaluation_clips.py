@@ -17,9 +17,9 @@ def test_a_code_prefix_is_encoded_in_a_whole_window(monkeypatch):
     seen = []
     real_generate_codes = clips_module.generate_codes
 
-    def spy(*args, prefix=None, **kwargs):
-        seen.append(prefix)
-        return real_generate_codes(*args, prefix=prefix, **kwargs)
+    def spy(prior, batch, conditions, **kwargs):
+        seen.append(conditions.prefix)
+        return real_generate_codes(prior, batch, conditions, **kwargs)
 
     monkeypatch.setattr(clips_module, "generate_codes", spy)
     clips = clips_module.sample_clips(pipeline, 2, SamplingOptions(), torch.Generator().manual_seed(1),

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from videogpt_core.conditions import Conditions
 from videogpt_core import VQVAE, VideoGPT, VideoGPTConfig
 from videogpt_core.prior import PriorLayerNorm
 
@@ -56,7 +57,7 @@ def cached_logits(model: VideoGPT, codes: torch.Tensor, prefix_length: int = 0, 
     """Logits (B, L - prefix_length, n_codes) of every position from prefix_length on, via the KV cache and
     teacher forcing the given codes one token at a time."""
     flat = codes.flatten(1)
-    state = model.start_decoding(codes.shape[0], drop=drop, **cond)
+    state = model.start_decoding(codes.shape[0], drop=drop, conditions=Conditions(**cond))
     out = [model.prefill(state, flat[:, :prefix_length])]
     for position in range(prefix_length + 1, flat.shape[1]):
         out.append(model.decode_step(state, flat[:, position - 1], position))
@@ -160,7 +161,8 @@ def test_cond_drop_prob_zeroes_the_condition_in_training_only(kind):
     if "frames" in other:
         other["frames"] = cond["frames"]  # frames are not part of the dropped condition
     drop_all = torch.ones(2, dtype=torch.bool)
-    assert torch.equal(model.condition_vector(2, cond.get("labels"), cond.get("actions"), drop=drop_all),
+    assert torch.equal(model.condition_vector(Conditions(labels=cond.get("labels"), actions=cond.get("actions")), 2,
+                                              drop=drop_all),
                        torch.zeros(2, LATENT[0], model.config.cond_dim))
 
     model.train()  # dropout probabilities are 0: only the condition dropout acts
@@ -245,7 +247,7 @@ def test_verify_scores_several_tokens_as_teacher_forcing_does(kind):
         teacher_forced = model(codes, **cond).flatten(1, 3)
     # Across a time-slice boundary (6 positions per slice), from the first position, up to the last one.
     for position, k in [(1, 4), (4, 5), (7, 1), (length - 3, 3), (1, length - 1)]:
-        state = model.start_decoding(2, **cond)
+        state = model.start_decoding(2, conditions=Conditions(**cond))
         model.prefill(state, flat[:, : position - 1])
         scored = model.verify(state, flat[:, position - 1: position - 1 + k], position)
         assert scored.shape == (2, k, N_CODES)
@@ -259,7 +261,7 @@ def test_verify_needs_no_rollback_after_rejected_proposals():
     flat = codes.flatten(1)
     with torch.no_grad():
         teacher_forced = model(codes, **cond).flatten(1, 3)
-    state = model.start_decoding(2, **cond)
+    state = model.start_decoding(2, conditions=Conditions(**cond))
     model.prefill(state, flat[:, :3])
     wrong = (flat[:, 3:8] + 1) % N_CODES
     wrong[:, 0] = flat[:, 3]  # the drawn code is right, the proposals after it wrong
@@ -378,7 +380,7 @@ def test_bad_input_raises_a_clear_value_error(kind, inputs, message):
         model(**{"codes": random_codes(2), **inputs})
     if "codes" not in inputs:  # a bad condition is refused by the sampling entry point too
         with pytest.raises(ValueError, match=message):
-            model.start_decoding(2, **inputs)
+            model.start_decoding(2, conditions=Conditions(**inputs))
 
 
 def test_frames_may_hold_more_than_the_conditioning_frames():
@@ -405,6 +407,7 @@ def test_overfits_a_tiny_batch():
     assert losses[0] == pytest.approx(math.log(N_CODES), abs=1e-6)
     assert losses[-1] < losses[0] / 8, losses[::6]
     assert torch.equal(model.codebook, make_prior("class").codebook)  # the codebook is a frozen buffer
+
 
 
 def test_the_frame_encoder_runs_one_frame_as_a_2d_convolution_and_stays_finite_in_bf16():

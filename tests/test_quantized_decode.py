@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from benchmarks import sampling
 from tiny_models import random_inputs, tiny_prior, tiny_vqvae
 from videogpt_core.checkpoints import save_pipeline
+from videogpt_core.conditions import Conditions
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
 from videogpt_core.quantization import Int8Linear, TransposedLinear, check_quantize
 from videogpt_core.sampling_options import SamplingOptions
@@ -27,7 +28,7 @@ CONDITIONINGS = ["none", "frames", "class", "actions"]
 
 def cached_logits(prior, inputs: dict, codes: torch.Tensor, quantize: str | None) -> torch.Tensor:
     """(B, L, n_codes): the start token by prefill, then every position by decode_step (teacher-forced)."""
-    state = prior.start_decoding(codes.shape[0], quantize=quantize, **inputs)
+    state = prior.start_decoding(codes.shape[0], quantize=quantize, conditions=Conditions(**inputs))
     logits = [prior.prefill(state)]
     for position in range(1, codes.shape[1]):
         logits.append(prior.decode_step(state, codes[:, position - 1], position))
@@ -68,7 +69,7 @@ def test_greedy_generation_is_mostly_the_same(conditioning):
 def test_float_default_keeps_the_float_layout_and_matches_the_forward():
     prior = tiny_prior(tiny_vqvae(), "frames")
     inputs = random_inputs(prior, 2)
-    state = prior.start_decoding(2, **inputs)
+    state = prior.start_decoding(2, conditions=Conditions(**inputs))
     block, copied = prior.blocks[0], state.decoder.blocks[0]
     layers = [copied.attn.w_qkv, copied.attn.fc, copied.enc_attn.w_qs, copied.enc_attn.fc, copied.fc_block[0],
               copied.fc_block[2], state.decoder.fc_out]
@@ -83,7 +84,7 @@ def test_float_default_keeps_the_float_layout_and_matches_the_forward():
     with torch.no_grad():
         forward = prior(codes.view(2, *prior.latent_shape), **inputs).flatten(1, 3)
     torch.testing.assert_close(cached_logits(prior, inputs, codes, None), forward, atol=1e-5, rtol=1e-5)
-    int8 = prior.start_decoding(2, quantize="int8", **inputs).decoder
+    int8 = prior.start_decoding(2, quantize="int8", conditions=Conditions(**inputs)).decoder
     assert isinstance(int8.blocks[0].fc_block[2], Int8Linear) and isinstance(int8.fc_out, Int8Linear)
     assert set(prior._decoders) == {None, "int8"}  # one decoding copy per weight format
 
@@ -119,10 +120,10 @@ def test_many_rows_use_the_dequantized_weight_and_agree_with_the_kernel(monkeypa
     prior = tiny_prior(tiny_vqvae(), "frames")
     inputs = random_inputs(prior, 1)
     codes = random_codes(prior, 1)
-    state = prior.start_decoding(1, quantize="int8", **inputs)
+    state = prior.start_decoding(1, quantize="int8", conditions=Conditions(**inputs))
     by_kernel = prior.prefill(state, codes[:, :20])
     monkeypatch.setattr(Int8Linear, "KERNEL_MAX_ROWS", 0)  # every call through the float GEMM
-    state = prior.start_decoding(1, quantize="int8", **inputs)
+    state = prior.start_decoding(1, quantize="int8", conditions=Conditions(**inputs))
     by_float_gemm = prior.prefill(state, codes[:, :20])
     relative = ((by_kernel - by_float_gemm).norm() / by_float_gemm.norm()).item()
     assert relative < 0.02  # they differ only by bfloat16 rounding of the activations

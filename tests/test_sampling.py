@@ -9,6 +9,7 @@ import torch
 
 from tiny_models import (CONDITIONINGS, greedy_codes, random_inputs, tiny_prior, tiny_vqvae,
                          unconditional_twin)
+from videogpt_core.conditions import Conditions
 from videogpt_core.decode_step import DecodeStep
 from videogpt_core.prior import VideoGPT
 from videogpt_core.sampling import draw, generate_codes
@@ -21,10 +22,11 @@ def vqvae():
     return tiny_vqvae()
 
 
-def final_codes(prior, batch, seed, **kwargs) -> torch.Tensor:
+def final_codes(prior, batch, seed, frames=None, labels=None, actions=None, prefix=None, **kwargs) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
+    conditions = Conditions(frames=frames, labels=labels, actions=actions, prefix=prefix)
     last = None
-    for last, _ in generate_codes(prior, batch, generator=generator, **kwargs):
+    for last, _ in generate_codes(prior, batch, conditions, generator=generator, **kwargs):
         pass
     return last.clone()
 
@@ -45,7 +47,7 @@ def test_cached_logits_equal_teacher_forced_forward(vqvae, conditioning, static)
     # Prefixes: none, one token, inside the first slice, exactly one slice, all but the last token.
     for n_known in (0, 1, 5, 16, length - 1):
         # static: the state kept for CUDA graphs, refilled for each prefix (its caches hold the last one's).
-        state = prior.start_decoding(2, static=static, **inputs)
+        state = prior.start_decoding(2, static=static, conditions=Conditions(**inputs))
         logits = [prior.prefill(state, flat[:, :n_known])]
         for position in range(n_known + 1, length):
             where = torch.tensor([position]) if static else position
@@ -102,20 +104,20 @@ def test_static_decoding_keeps_one_state_per_shape_for_one_generation_at_a_time(
     # refilled with its own inputs, and two generations at once must not share them.
     prior = tiny_prior(vqvae, "all")
     inputs, other = random_inputs(prior, batch=2, seed=2), random_inputs(prior, batch=2, seed=5)
-    first = prior.start_decoding(2, static=True, **inputs)
+    first = prior.start_decoding(2, static=True, conditions=Conditions(**inputs))
     addresses = [t.data_ptr() for t in first.tensors()]
     weights = {p.data_ptr() for p in prior.parameters()}
     # Copies, not the model's weights: both the state and the decoding copy's layouts.
     assert not (set(addresses) | {t.data_ptr() for t in first.decoder.tensors()}) & weights
-    busy = prior.start_decoding(2, static=True, **inputs)
+    busy = prior.start_decoding(2, static=True, conditions=Conditions(**inputs))
     assert busy is not first and not set(addresses) & {t.data_ptr() for t in busy.tensors()}
     assert busy.decoder is first.decoder  # one decoding copy per weight format, shared
     first.release()
-    again = prior.start_decoding(2, static=True, **other)
+    again = prior.start_decoding(2, static=True, conditions=Conditions(**other))
     assert again is first and [t.data_ptr() for t in again.tensors()] == addresses
-    fresh = prior.start_decoding(2, **other)
+    fresh = prior.start_decoding(2, conditions=Conditions(**other))
     assert all(torch.equal(a, b) for a, b in zip(again.tensors(), fresh.tensors(), strict=True))
-    single = prior.start_decoding(1, static=True, **random_inputs(prior, batch=1))
+    single = prior.start_decoding(1, static=True, conditions=Conditions(**random_inputs(prior, batch=1)))
     assert single is not first and single is not busy
     with pytest.raises(ValueError, match="quantize"):
         prior.start_decoding(1, static=True, quantize="int8")
@@ -126,8 +128,8 @@ def test_static_decoding_keeps_one_state_per_shape_for_one_generation_at_a_time(
     static_step = DecodeStep("cuda_graph", prior.decode_step)  # the CUDA-graph loop, run eagerly
     slice_len = prior.latent_shape[1] * prior.latent_shape[2]
     for prefix in (None, torch.zeros(2, slice_len, dtype=torch.long)):  # stopped in a sampled / given slice
-        steps = generate_codes(prior, 2, generator=torch.Generator().manual_seed(0), prefix=prefix, step=static_step,
-                               **inputs)
+        steps = generate_codes(prior, 2, Conditions(**inputs, prefix=prefix), step=static_step,
+                               generator=torch.Generator().manual_seed(0))
         next(steps)
         assert sum(state.in_use for states in prior._static_states.values() for state in states) == 1
         steps.close()
@@ -235,7 +237,7 @@ def test_cfg_scale_needs_a_conditional_model(vqvae):
 def test_prefix_that_fills_the_grid_is_refused(vqvae):
     prior = tiny_prior(vqvae)
     with pytest.raises(ValueError, match="prefix"):
-        next(generate_codes(prior, 1, prefix=torch.zeros(1, 32, dtype=torch.long)))
+        next(generate_codes(prior, 1, Conditions(prefix=torch.zeros(1, 32, dtype=torch.long))))
 
 
 # ---- speculative sampling ----------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from videogpt_core.conditions import Conditions
+
 DECODE_MODES = ("eager", "compiled", "cuda_graph")
 
 
@@ -56,13 +58,8 @@ class DecodeStep:
         (every graph a generation of those batch sizes needs), not in a user's first generation."""
         cfg, device = prior.config, prior.fc_in.weight.device
         for batch in batches:
-            state = prior.start_decoding(
-                batch, quantize=quantize, static=self.static,
-                frames=torch.zeros(batch, 3, cfg.n_cond_frames, cfg.resolution, cfg.resolution, device=device)
-                if cfg.n_cond_frames else None,
-                labels=torch.zeros(batch, dtype=torch.long, device=device) if cfg.n_classes else None,
-                actions=torch.zeros(batch, cfg.sequence_length, cfg.action_dim, device=device)
-                if cfg.action_dim else None)
+            state = prior.start_decoding(batch, Conditions.zeros(cfg, batch, device), quantize=quantize,
+                                         static=self.static)
             codes = prior.prefill(state).argmax(-1)
             if self.static:  # one graph for every position; CUDA graph trees run it once, then record it
                 for position in (1, 2, 3):

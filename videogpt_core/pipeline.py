@@ -16,6 +16,7 @@ import torch
 
 from videogpt_core.action_range import check_actions_in_range
 from videogpt_core.checkpoints import load_models
+from videogpt_core.conditions import Conditions
 from videogpt_core.codec_windows import pad_to_window, reconstruct_in_windows
 from videogpt_core.data.transforms import from_model_video, resize_center_crop, to_model_video
 from videogpt_core.decode_step import DecodeStep, default_decode_mode
@@ -25,7 +26,7 @@ from videogpt_core.prior import VideoGPT
 from videogpt_core.quantization import check_quantize
 from videogpt_core.sampling import generate_codes
 from videogpt_core.sampling_options import SamplingOptions
-from videogpt_core.sliding_window import given_slices, next_window_start, padded_action_frames, slices_for
+from videogpt_core.sliding_window import given_slices, next_window_start, slices_for
 from videogpt_core.speculative import SpeculationStats, check_draft
 from videogpt_core.vqvae import VQVAE
 
@@ -295,12 +296,11 @@ class VideoGPTPipeline:
             if actions is None:
                 raise ValueError(f"actions ({n_frames}, {cfg.action_dim}) are required: this model is "
                                  "action-conditional")
-            action_rows = self.prepare_actions(actions, n_frames)
-            padded = padded_action_frames(total_slices, self.prior.latent_shape[0], cfg.frames_per_latent)
-            action_rows = torch.cat([action_rows, action_rows.new_zeros(padded - n_frames, cfg.action_dim)])
+            action_rows = self.prepare_actions(actions, n_frames)[None].expand(n, -1, -1)
         video = None if frames is None else self.prepare_frames(frames)
+        conditions = Conditions(labels=labels, actions=action_rows).padded(total_slices, cfg)
         return _Request(n, n_frames, total_slices, seed, torch.Generator(device=self.device).manual_seed(seed),
-                        labels, action_rows, video, self._given_slices(video, total_slices))
+                        conditions, video, self._given_slices(video, total_slices))
 
     def _given_slices(self, video: torch.Tensor | None, total_slices: int) -> int:
         """Slices of the given frames kept as the first window's prefix; refuses frames the model cannot use."""
@@ -335,8 +335,8 @@ class VideoGPTPipeline:
         fpl = self.prior.config.frames_per_latent
         t, h, w = self.prior.latent_shape
         start, n, kept = progress.window_start, request.n, progress.kept
-        actions = None if request.action_rows is None else \
-            request.action_rows[start * fpl: (start + t) * fpl].expand(n, -1, -1)
+        conditions = request.conditions.window(start, self.prior.config).replace(
+            frames=progress.cond_frames, prefix=None if kept is None else kept.flatten(1))
         n_kept = 0 if kept is None else kept.shape[1]
         # The first window's prefix (given frames) belongs to the video's codes; a later window's kept slices
         # re-encode slices the video has already.
@@ -344,10 +344,8 @@ class VideoGPTPipeline:
         slices_needed = min(t, request.total_slices - start)
         tokens_total = request.total_slices * h * w
         for codes, done in self._named_errors(generate_codes(
-                self.prior, n, frames=progress.cond_frames, labels=request.labels, actions=actions,
-                prefix=None if kept is None else kept.flatten(1), options=options, generator=request.generator,
-                quantize=self.quantize, draft_tokens=self.draft_tokens, draft=self.draft, stats=progress.stats,
-                step=self.decode_step)):
+                self.prior, n, conditions, options=options, generator=request.generator, quantize=self.quantize,
+                draft_tokens=self.draft_tokens, draft=self.draft, stats=progress.stats, step=self.decode_step)):
             if done <= n_kept and start:
                 continue  # slices carried over from the previous window were shown already
             progress.codes = torch.cat([progress.codes[:, :start + first_new], codes[:, first_new:done]], dim=1)
@@ -390,8 +388,7 @@ class _Request:
     total_slices: int
     seed: int
     generator: torch.Generator
-    labels: torch.Tensor | None
-    action_rows: torch.Tensor | None  # (frames of whole windows, action_dim)
+    conditions: Conditions  # labels (n,) and actions (n, frames of whole windows, action_dim)
     video: torch.Tensor | None  # the given frames (1, 3, T, H, W)
     prefix_slices: int  # slices of the given frames kept as the first window's prefix
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from videogpt_core.conditions import Conditions
 from videogpt_core.data.transforms import resize_center_crop
 from videogpt_core.pipeline import VideoGPTPipeline, whole_number
 from videogpt_core.sampling_options import SamplingOptions
@@ -225,10 +226,9 @@ class PlaySession:
         if window is not None:
             shift = window.slices_done - self.context_slices
             first = self._window_first + shift * self.fpl
-            self._window = SliceSampler(
-                pipeline.prior, frames=self._frame_tensor(first, n_cond) if n_cond else None,
-                actions=window.actions[:, shift * self.fpl:], prefix=window.grid()[:, shift:], options=options,
-                quantize=pipeline.quantize, step=pipeline.decode_step)
+            conditions = Conditions(frames=self._frame_tensor(first, n_cond) if n_cond else None,
+                                    actions=window.actions[:, shift * self.fpl:],
+                                    prefix=window.grid()[:, shift:].flatten(1))
         else:
             partial = self._length % self.fpl  # a start shorter than a slice: its conditioning frames
             context = partial or min(len(self._frames) // self.fpl, self.context_slices) * self.fpl
@@ -236,9 +236,10 @@ class PlaySession:
             video = self._frame_tensor(first, context)
             prefix = None if partial else pipeline.encode_prefix(video, context // self.fpl)
             actions = None if partial else torch.from_numpy(np.stack(self._actions[-context:]))[None]
-            self._window = SliceSampler(pipeline.prior, frames=video[:, :, :n_cond] if n_cond else None,
-                                        actions=None if actions is None else actions.to(pipeline.device),
-                                        prefix=prefix, options=options, quantize=pipeline.quantize,
-                                        step=pipeline.decode_step)
+            conditions = Conditions(frames=video[:, :, :n_cond] if n_cond else None,
+                                    actions=None if actions is None else actions.to(pipeline.device),
+                                    prefix=None if prefix is None else prefix.flatten(1))
+        self._window = SliceSampler(pipeline.prior, 1, conditions, options=options, quantize=pipeline.quantize,
+                                    step=pipeline.decode_step)
         self._window_first = first
         return self._window

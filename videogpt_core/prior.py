@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from videogpt_core.conditions import Conditions
 from videogpt_core.config import VideoGPTConfig
 from videogpt_core.decoding import DecodeState, new_state
 from videogpt_core.frame_encoder import FrameEncoder
@@ -106,43 +107,21 @@ class VideoGPT(PretrainedMixin, nn.Module):
             raise ValueError(f"codes must lie in [0, {self.n_codes}), got [{codes.min().item()}, "
                              f"{codes.max().item()}]")
 
-    def condition_vector(self, batch: int, labels=None, actions=None, drop: torch.Tensor | None = None):
+    def condition_vector(self, conditions: Conditions, batch: int, drop: torch.Tensor | None = None):
         """(B, t, cond_dim) driving the conditional LayerNorms, or None for a model without them.
 
         `drop` (B,) bool zeroes the whole vector of those samples: the unconditional branch of guidance.
         """
         cfg = self.config
-        t = cfg.latent_shape[0]
-        device = self.fc_in.weight.device
-        if labels is not None and not cfg.n_classes:
-            raise ValueError("labels given, but this model is not class-conditional (n_classes=0)")
-        if actions is not None and not cfg.action_dim:
-            raise ValueError("actions given, but this model is not action-conditional (action_dim=0)")
         if not cfg.cond_dim:
             return None
+        t = cfg.latent_shape[0]
         parts = []
         if cfg.n_classes:
-            if labels is None:
-                raise ValueError(f"labels (B,) are required: this model is class-conditional "
-                                 f"({cfg.n_classes} classes)")
-            labels = torch.as_tensor(labels, device=device)
-            if labels.shape != (batch,) or labels.is_floating_point():
-                raise ValueError(f"labels must be an integer tensor of shape ({batch},), got "
-                                 f"{tuple(labels.shape)} {labels.dtype}")
-            if labels.min() < 0 or labels.max() >= cfg.n_classes:
-                raise ValueError(f"labels must lie in [0, {cfg.n_classes}), got {labels.tolist()}")
-            onehot = F.one_hot(labels.long(), cfg.n_classes).float()
+            onehot = F.one_hot(conditions.labels.long(), cfg.n_classes).float()
             parts.append(onehot[:, None].expand(batch, t, cfg.n_classes))
         if cfg.action_dim:
-            if actions is None:
-                raise ValueError(f"actions (B, {cfg.sequence_length}, {cfg.action_dim}) are required: this "
-                                 "model is action-conditional")
-            actions = torch.as_tensor(actions, device=device, dtype=torch.float32)
-            if actions.shape != (batch, cfg.sequence_length, cfg.action_dim):
-                raise ValueError(f"actions must have shape ({batch}, {cfg.sequence_length}, {cfg.action_dim}) "
-                                 f"(one row per frame), got {tuple(actions.shape)}")
-            if not torch.isfinite(actions).all():
-                raise ValueError("actions contain NaN or infinite values")
+            actions = conditions.actions.to(self.fc_in.weight.device, torch.float32)
             # Each latent time step sees the actions of the frames it covers.
             parts.append(self.action_mlp(actions.reshape(batch, t, -1)))
         cond = torch.cat(parts, dim=-1)
@@ -150,32 +129,19 @@ class VideoGPT(PretrainedMixin, nn.Module):
             cond = cond * (~drop).to(cond.dtype)[:, None, None]
         return cond
 
-    def frame_features(self, frames: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+    def frame_features(self, frames: torch.Tensor | None) -> torch.Tensor | None:
         """(B, K*H/4*W/4, C) position-embedded features of the conditioning frames, or None."""
-        cfg = self.config
-        if not cfg.n_cond_frames:
-            if frames is not None:
-                raise ValueError("frames given, but this model is not frame-conditional (n_cond_frames=0)")
+        if not self.config.n_cond_frames:
             return None
-        expected = (batch, 3, cfg.n_cond_frames, cfg.resolution, cfg.resolution)
-        if frames is None:
-            raise ValueError(f"frames {expected} are required: this model conditions on "
-                             f"{cfg.n_cond_frames} first frame(s)")
-        if not isinstance(frames, torch.Tensor) or not frames.is_floating_point() or frames.dim() != 5 \
-                or frames.shape[2] < cfg.n_cond_frames or frames.shape[:2] != expected[:2] \
-                or frames.shape[3:] != expected[3:]:
-            shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
-            raise ValueError(f"frames must be a float tensor {expected} in [-0.5, 0.5], got {shape}")
-        if frames.min() < -0.5 - 1e-3 or frames.max() > 0.5 + 1e-3:
-            raise ValueError("frames must lie in [-0.5, 0.5] (uint8 / 255 - 0.5)")
-        frames = frames[:, :, : cfg.n_cond_frames].to(self.fc_in.weight.dtype)
+        frames = frames[:, :, : self.config.n_cond_frames].to(self.fc_in.weight.dtype)
         features = self.frame_encoder(frames)  # (B, K, h, w, C)
         return (features.flatten(1, 3) + self.frame_pos_embd.table()).contiguous()
 
-    def condition(self, batch: int, frames=None, labels=None, actions=None,
-                  drop: torch.Tensor | None = None) -> Condition:
-        cond = self.condition_vector(batch, labels, actions, drop)
-        features = self.frame_features(frames, batch)
+    def condition(self, conditions: Conditions, batch: int, drop: torch.Tensor | None = None) -> Condition:
+        """What every block needs of the conditions (checked here against this prior's config)."""
+        conditions.check(self.config, batch)
+        cond = self.condition_vector(conditions, batch, drop)
+        features = self.frame_features(conditions.frames)
         blocks = [BlockCondition([norm.affine(cond) for norm in block.norms()],
                                  None if features is None else block.enc_attn.project_kv(features))
                   for block in self.blocks]
@@ -197,7 +163,11 @@ class VideoGPT(PretrainedMixin, nn.Module):
         drop = None
         if self.training and self.config.cond_drop_prob > 0 and self.config.cond_dim:
             drop = torch.rand(batch, device=codes.device) < self.config.cond_drop_prob
-        condition = self.condition(batch, frames, labels, actions, drop)
+        device = codes.device
+        labels = None if labels is None else torch.as_tensor(labels, device=device)
+        actions = None if actions is None else torch.as_tensor(actions, device=device, dtype=torch.float32)
+        conditions = Conditions(frames=frames, labels=labels, actions=actions)
+        condition = self.condition(conditions, batch, drop)
         logits = self.teacher_forced(codes.flatten(1)[:, :-1], condition)
         return logits.view(batch, *self.latent_shape, self.n_codes)
 
@@ -210,10 +180,10 @@ class VideoGPT(PretrainedMixin, nn.Module):
     # ---- cached decoding ----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def start_decoding(self, batch: int, frames=None, labels=None, actions=None,
-                       drop: torch.Tensor | None = None, quantize: str | None = None,
-                       static: bool = False) -> DecodeState:
-        """Compute once what every token needs and allocate the static KV caches.
+    def start_decoding(self, batch: int, conditions: Conditions | None = None, drop: torch.Tensor | None = None,
+                       quantize: str | None = None, static: bool = False) -> DecodeState:
+        """Compute once what every token needs of the conditions (one window's, their prefix aside: the
+        sampler feeds it) and allocate the static KV caches.
 
         quantize="int8" (CPU only): the step's linear layers use int8 weights with a scale per output
         channel (about 2 % relative error in the logits at the reference BAIR size, random weights).
@@ -225,15 +195,16 @@ class VideoGPT(PretrainedMixin, nn.Module):
         check_quantize(quantize, self.fc_in.weight.device)
         if static and quantize is not None:
             raise ValueError("quantize is for the CPU decode step; static=True is for CUDA graphs: use one")
-        condition = self.condition(batch, frames, labels, actions, drop)
+        condition = self.condition(conditions or Conditions(), batch, drop)
         return new_state(self, condition, batch, quantize, static)
 
     @torch.no_grad()
-    def set_actions(self, state: DecodeState, labels=None, actions=None, drop: torch.Tensor | None = None) -> None:
+    def set_actions(self, state: DecodeState, conditions: Conditions, drop: torch.Tensor | None = None) -> None:
         """Give a running generation new class / action rows, the frames' keys and values kept: a player
         chooses each latent slice's actions just before it is sampled. Positions already fed keep what they
         saw; the rows of time steps not yet reached take effect. Not for a static (CUDA-graph) state."""
-        cond = self.condition_vector(state.batch, labels, actions, drop)
+        conditions.check(self.config, state.batch)
+        cond = self.condition_vector(conditions, state.batch, drop)
         blocks = [BlockCondition([norm.affine(cond) for norm in block.norms()], old.frame_kv)
                   for block, old in zip(self.blocks, state.condition.blocks, strict=True)]
         state.condition = Condition(blocks, self.norm.affine(cond))

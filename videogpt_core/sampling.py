@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import torch
 
+from videogpt_core.conditions import Conditions
 from videogpt_core.decode_step import DecodeStep
 from videogpt_core.non_finite import check_finite_logits
 from videogpt_core.prior import VideoGPT
@@ -40,8 +41,11 @@ class CodePicker:
             raise ValueError("guidance (cfg_scale) cannot be turned on or off in a running generation")
         self.options, self.processors = options, options.processors()
 
-    def doubled(self, x: torch.Tensor | None) -> torch.Tensor | None:
-        return torch.cat([x, x]) if self.drop is not None and x is not None else x
+    def doubled(self, x: torch.Tensor | Conditions | None) -> torch.Tensor | Conditions | None:
+        """The inputs the prior runs: codes or conditions, twice under guidance."""
+        if self.drop is None or x is None:
+            return x
+        return x.doubled() if isinstance(x, Conditions) else torch.cat([x, x])
 
     def target(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """The processed logits (B, n_codes) of the next position to sample from, given the codes drawn so
@@ -57,15 +61,14 @@ class CodePicker:
         return draw(self.target(logits, codes), self.generator)
 
 
-def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, actions=None,
-                   prefix: torch.Tensor | None = None, options: SamplingOptions | None = None,
-                   generator: torch.Generator | None = None,
+def generate_codes(prior: VideoGPT, batch: int, conditions: Conditions | None = None, *,
+                   options: SamplingOptions | None = None, generator: torch.Generator | None = None,
                    quantize: str | None = None, draft_tokens: int | None = None, draft: str = "left",
                    stats: SpeculationStats | None = None,
                    step: DecodeStep | None = None) -> Iterator[tuple[torch.Tensor, int]]:
     """Sample a latent grid in raster order. Yields (codes (B, t, h, w), slices_done) each time a latent
-    time slice is complete; codes past the finished slices are 0 or already partly sampled. `prefix` (B, n)
-    holds known leading codes. quantize: None (float weights) or "int8" (CPU), see
+    time slice is complete; codes past the finished slices are 0 or already partly sampled. The conditions'
+    prefix (B, n) holds known leading codes. quantize: None (float weights) or "int8" (CPU), see
     `VideoGPT.start_decoding`.
 
     draft_tokens: None samples one code per decode step; k >= 2 proposes k - 1 codes by copying (`draft`,
@@ -79,19 +82,18 @@ def generate_codes(prior: VideoGPT, batch: int, *, frames=None, labels=None, act
     t, h, w = prior.latent_shape
     length, slice_len = t * h * w, h * w
     device = prior.fc_in.weight.device
-    codes = torch.zeros(batch, length, dtype=torch.long, device=device)
-    n_known = 0 if prefix is None else prefix.shape[1]
-    if prefix is not None:
-        if prefix.shape[0] != batch or n_known >= length:
-            raise ValueError(f"prefix must be (batch={batch}, n < {length}) codes, got {tuple(prefix.shape)}")
-        codes[:, :n_known] = prefix
-
+    conditions = conditions or Conditions()
     picker = CodePicker(options, batch, device, generator)
     step = step or DecodeStep.eager(prior)
     static = step.static
-    state = prior.start_decoding(picker.rows, frames=picker.doubled(frames), labels=picker.doubled(labels),
-                                 actions=picker.doubled(actions), drop=picker.drop, quantize=quantize, static=static)
+    state = prior.start_decoding(picker.rows, picker.doubled(conditions), drop=picker.drop, quantize=quantize,
+                                 static=static)  # checks the conditions
     pick, doubled = picker.pick, picker.doubled
+    codes = torch.zeros(batch, length, dtype=torch.long, device=device)
+    prefix = conditions.prefix
+    n_known = 0 if prefix is None else prefix.shape[1]
+    if prefix is not None:
+        codes[:, :n_known] = prefix
 
     position_ids = torch.arange(length, device=device)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from videogpt_core.conditions import Conditions
 from videogpt_core.decode_step import DecodeStep
 from videogpt_core.non_finite import check_finite_logits
 from videogpt_core.prior import VideoGPT
@@ -19,17 +20,16 @@ from videogpt_core.sampling_options import SamplingOptions
 
 
 class SliceSampler:
-    def __init__(self, prior: VideoGPT, batch: int = 1, *, frames: torch.Tensor | None = None,
-                 actions: torch.Tensor | None = None, prefix: torch.Tensor | None = None,
-                 options: SamplingOptions | None = None, quantize: str | None = None,
-                 step: DecodeStep | None = None):
-        """frames: the conditioning frames (B, 3, K, H, W) of a frame-conditional prior. actions: the rows
-        (B, n, action_dim) known so far, from the window's first frame (the rest are filled by next_slice).
-        prefix: known leading slices (B, s, h, w), e.g. the last slices of the previous window. step: the
-        pipeline's decode step; a CUDA-graph step is run eagerly here, since a window held between a player's
-        steps would keep a state at the graph's fixed addresses busy for as long as the player plays."""
+    def __init__(self, prior: VideoGPT, batch: int = 1, conditions: Conditions | None = None, *,
+                 options: SamplingOptions | None = None, quantize: str | None = None, step: DecodeStep | None = None):
+        """conditions: the window's frames (of a frame-conditional prior), the action rows (B, n, action_dim)
+        known so far from the window's first frame (next_slice fills the rest), and the prefix: known leading
+        whole slices (B, s * h * w), e.g. the last slices of the previous window. step: the pipeline's decode
+        step; a CUDA-graph step is run eagerly here, since a window held between a player's steps would keep a
+        state at the graph's fixed addresses busy for as long as the player plays."""
         cfg = prior.config
         t, h, w = prior.latent_shape
+        conditions = conditions or Conditions()
         self.prior, self.batch, self.quantize = prior, batch, quantize
         self.step = step if step is not None and not step.static else DecodeStep.eager(prior)
         self.slice_len, self.fpl = h * w, cfg.frames_per_latent
@@ -37,23 +37,28 @@ class SliceSampler:
         options.check_for(prior)
         device = prior.fc_in.weight.device
         self.codes = torch.zeros(batch, t * h * w, dtype=torch.long, device=device)
-        self.position = 0
-        if prefix is not None:
-            if prefix.dim() != 4 or prefix.shape[0] != batch or tuple(prefix.shape[2:]) != (h, w) \
-                    or not 0 <= prefix.shape[1] < t:
-                raise ValueError(f"prefix must be (batch={batch}, s < {t}, {h}, {w}) codes, got {tuple(prefix.shape)}")
-            self.position = prefix.shape[1] * self.slice_len
-            self.codes[:, :self.position] = prefix.flatten(1)
-        self.actions = None
+        prefix = conditions.prefix
+        self.position = 0 if prefix is None else prefix.shape[1]
+        if self.position % self.slice_len or self.position >= self.codes.shape[1]:
+            raise ValueError(f"prefix must hold whole slices of {self.slice_len} codes, fewer than {t}; got "
+                             f"{self.position} codes")
+        actions = None
         if cfg.action_dim:
-            self.actions = torch.zeros(batch, cfg.sequence_length, cfg.action_dim, device=device)
-            if actions is not None:
-                self.actions[:, : actions.shape[1]] = actions
+            actions = torch.zeros(batch, cfg.sequence_length, cfg.action_dim, device=device)
+            if conditions.actions is not None:
+                actions[:, : conditions.actions.shape[1]] = conditions.actions
+        self.conditions = conditions.replace(actions=actions)
         self.picker = CodePicker(options, batch, device, None)
-        self.state = prior.start_decoding(self.picker.rows, frames=self.picker.doubled(frames),
-                                          actions=self.picker.doubled(self.actions), drop=self.picker.drop,
-                                          quantize=quantize)
+        self.state = prior.start_decoding(self.picker.rows, self.picker.doubled(self.conditions),
+                                          drop=self.picker.drop, quantize=quantize)  # checks the conditions
+        if prefix is not None:
+            self.codes[:, :self.position] = prefix
         self._pending: torch.Tensor | None = None  # the last drawn code, not yet fed
+
+    @property
+    def actions(self) -> torch.Tensor | None:
+        """(B, sequence_length, action_dim): the window's action rows (zeros for slices not yet sampled)."""
+        return self.conditions.actions
 
     @property
     def slices_done(self) -> int:
@@ -80,7 +85,7 @@ class SliceSampler:
             if rows is None or tuple(rows.shape) != expected:
                 raise ValueError(f"rows must have shape {expected}, got {None if rows is None else tuple(rows.shape)}")
             self.actions[:, step * self.fpl:(step + 1) * self.fpl] = rows
-            self.prior.set_actions(self.state, actions=self.picker.doubled(self.actions), drop=self.picker.drop)
+            self.prior.set_actions(self.state, self.picker.doubled(self.conditions), drop=self.picker.drop)
         self.picker.generator = generator
         doubled = self.picker.doubled
         if self._pending is None:

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from videogpt_core.conditions import Conditions
 from videogpt_core.data.transforms import resize_center_crop, to_model_video
 from videogpt_core.pipeline import VideoGPTPipeline
 from videogpt_core.sampling import generate_codes
@@ -38,18 +39,6 @@ def unmet_conditions(config, item: dict) -> str | None:
     return None
 
 
-def prior_inputs(config, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
-    """The frames / labels / actions keyword arguments this prior needs, from a collated batch."""
-    inputs = {}
-    if config.n_cond_frames:
-        inputs["frames"] = batch["video"][:, :, : config.n_cond_frames].to(device)
-    if config.n_classes:
-        inputs["labels"] = batch["label"].to(device)
-    if config.action_dim:
-        inputs["actions"] = batch["actions"].to(device)
-    return inputs
-
-
 def resize_clips(clips: np.ndarray, size: int) -> np.ndarray:
     """uint8 (N, T, H, W, 3) -> (N, T, size, size, 3) (resize + centre crop; a no-op at that size)."""
     if clips.shape[2:4] == (size, size):
@@ -70,8 +59,8 @@ def sample_clips(pipeline: VideoGPTPipeline, batch: int, options: SamplingOption
         n_slices = prefix_video.shape[2] // pipeline.config.frames_per_latent
         prefix = pipeline.encode_prefix(prefix_video.to(pipeline.device), n_slices).flatten(1)
     codes = None
-    for codes, _ in generate_codes(pipeline.prior, batch, frames=frames, labels=labels, actions=actions,
-                                   prefix=prefix, options=options, generator=generator,
+    conditions = Conditions(frames=frames, labels=labels, actions=actions, prefix=prefix)
+    for codes, _ in generate_codes(pipeline.prior, batch, conditions, options=options, generator=generator,
                                    quantize=pipeline.quantize):
         pass
     return pipeline.decode(codes)

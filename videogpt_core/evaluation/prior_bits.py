@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from videogpt_core.evaluation.clips import batches, prior_inputs
+from videogpt_core.conditions import Conditions
+from videogpt_core.evaluation.clips import batches
 from videogpt_core.metrics import bits_per_token
 from videogpt_core.prior import VideoGPT
 from videogpt_core.vqvae import VQVAE
@@ -21,7 +22,7 @@ def prior_scores(vqvae: VQVAE, prior: VideoGPT, dataset: Dataset, n_clips: int, 
     for batch in batches(dataset, n_clips, batch_size, "prior", progress):
         video = batch["video"].to(device)
         codes = vqvae.encode(video)
-        loss = prior.loss(codes, **prior_inputs(prior.config, batch, device))["loss"]
+        loss = prior.loss(codes, **Conditions.from_batch(prior.config, batch, device).tensors())["loss"]
         nats_sum += float(loss) * video.shape[0]
         clips += video.shape[0]
     nats = nats_sum / clips

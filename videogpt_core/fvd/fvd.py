@@ -17,8 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from videogpt_core.conditions import Conditions
 from videogpt_core.data.transforms import from_model_video
-from videogpt_core.evaluation.clips import batches, prior_inputs, sample_clips
+from videogpt_core.evaluation.clips import batches, sample_clips
 from videogpt_core.fvd.convert_i3d import load_i3d_model
 from videogpt_core.fvd.i3d import I3D_RESOLUTION, InceptionI3D
 
@@ -162,7 +163,7 @@ def fvd_scores(vqvae, pipeline, dataset, feature_model: torch.nn.Module, feature
         real.append(extract(from_model_video(video)))
         recon.append(extract(from_model_video(vqvae.decode(vqvae.encode(video)).float())))
         if pipeline is not None:
-            inputs = prior_inputs(pipeline.prior.config, batch, device)
+            inputs = Conditions.from_batch(pipeline.prior.config, batch, device).tensors()
             samples.append(extract(sample_clips(pipeline, video.shape[0], options, generator, **inputs)))
     real_features = np.concatenate(real)
     result: dict[str, Any] = {

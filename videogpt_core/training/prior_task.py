@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 from videogpt_core.checkpoints import save_pipeline
+from videogpt_core.conditions import Conditions
 from videogpt_core.config import config_to_dict
 from videogpt_core.training.media import MEDIA_VIDEOS, write_video_summary
 from videogpt_core.training.task import TrainingTask
@@ -21,16 +22,8 @@ class PriorTask(TrainingTask):
         self.vqvae = vqvae.eval()  # frozen: only exported beside the prior and used for media
         self.vqvae_path = vqvae_path
 
-    def _conditions(self, model, batch) -> dict[str, torch.Tensor | None]:
-        config = model.config
-        return dict(
-            frames=batch.get("frames") if config.n_cond_frames else None,
-            labels=batch.get("label") if config.n_classes else None,
-            actions=batch.get("actions") if config.action_dim else None,
-        )
-
     def loss(self, model, batch):
-        return model.loss(batch["codes"], **self._conditions(model, batch))
+        return model.loss(batch["codes"], **Conditions.from_batch(model.config, batch).tensors())
 
     def describe(self):
         return {"kind": self.kind, "prior_config": config_to_dict(self.model.config), "vqvae": self.vqvae_path}

@@ -1,0 +1,140 @@
+"""Everything the prior conditions on, as one frozen value: the first frames (cross-attention), the class and
+the per-frame actions (conditional LayerNorm), and the prefix codes (the given frames' codes, written into the
+KV cache before sampling and never sampled).
+
+`Conditions` are checked against a prior's config in one place (`check`), built from a data batch here and
+from a user's inputs by the pipeline (which also checks the actions' trained range); the window, padding and
+guidance doubling of a generation are its methods.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from videogpt_core.sliding_window import padded_action_frames
+
+
+@dataclass(frozen=True)
+class Conditions:
+    frames: torch.Tensor | None = None  # (B, 3, K, res, res) in [-0.5, 0.5]: at least the prior's K first frames
+    labels: torch.Tensor | None = None  # (B,) int64 class indices
+    actions: torch.Tensor | None = None  # (B, frames, action_dim) float32: one row per frame
+    prefix: torch.Tensor | None = None  # (B, n) int64: the window's first n codes in raster order, given
+
+    @classmethod
+    def from_batch(cls, config, batch: dict, device: torch.device | str | None = None) -> "Conditions":
+        """What this prior conditions on, from a collated data batch ("video" or "frames", "label", "actions")."""
+        frames = batch.get("frames")
+        if frames is None and config.n_cond_frames and "video" in batch:
+            frames = batch["video"][:, :, : config.n_cond_frames]
+        parts = dict(frames=frames if config.n_cond_frames else None,
+                     labels=batch.get("label") if config.n_classes else None,
+                     actions=batch.get("actions") if config.action_dim else None)
+        return cls(**{k: v if v is None or device is None else v.to(device) for k, v in parts.items()})
+
+    @classmethod
+    def zeros(cls, config, batch: int, device: torch.device | str) -> "Conditions":
+        """Placeholder conditions of the right shapes (e.g. to warm up a compiled step)."""
+        res, k = config.resolution, config.n_cond_frames
+        return cls(
+            frames=torch.zeros(batch, 3, k, res, res, device=device) if k else None,
+            labels=torch.zeros(batch, dtype=torch.long, device=device) if config.n_classes else None,
+            actions=torch.zeros(batch, config.sequence_length, config.action_dim, device=device)
+            if config.action_dim else None)
+
+    # ---- checks -------------------------------------------------------------------------------------
+
+    def check(self, config, batch: int) -> "Conditions":
+        """These conditions, or a ValueError saying what a prior of `config` needs instead (one window: the
+        actions hold sequence_length rows)."""
+        _check_frames(self.frames, config, batch)
+        _check_labels(self.labels, config, batch)
+        _check_actions(self.actions, config, batch)
+        if self.prefix is not None:
+            if self.prefix.dim() != 2 or self.prefix.shape[0] != batch or self.prefix.is_floating_point() \
+                    or self.prefix.shape[1] >= config.seq_len:
+                raise ValueError(f"prefix must be (batch={batch}, n < {config.seq_len}) codes, got "
+                                 f"{tuple(self.prefix.shape)}")
+        return self
+
+    # ---- a generation's conditions ------------------------------------------------------------------
+
+    def replace(self, **changes) -> "Conditions":
+        return dataclasses.replace(self, **changes)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                if getattr(self, field.name) is not None}
+
+    def expanded(self, n: int) -> "Conditions":
+        """One sample's conditions (batch 1) shared by n samples."""
+        return Conditions(**{name: t.expand(n, *t.shape[1:]) for name, t in self.tensors().items()})
+
+    def doubled(self) -> "Conditions":
+        """Guidance: every row twice; the prior drops the class and actions of the second half (`drop`)."""
+        return Conditions(**{name: torch.cat([t, t]) for name, t in self.tensors().items()})
+
+    def padded(self, total_slices: int, config) -> "Conditions":
+        """Action rows for whole windows (rows past the video only drive frames that are cut off)."""
+        if self.actions is None:
+            return self
+        rows = padded_action_frames(total_slices, config.latent_shape[0], config.frames_per_latent)
+        batch, given, width = self.actions.shape
+        return self.replace(actions=torch.cat([self.actions, self.actions.new_zeros(batch, rows - given, width)], 1))
+
+    def window(self, start: int, config) -> "Conditions":
+        """The action rows of the window that begins at latent slice `start` (other conditions as they are)."""
+        if self.actions is None:
+            return self
+        fpl, t = config.frames_per_latent, config.latent_shape[0]
+        return self.replace(actions=self.actions[:, start * fpl: (start + t) * fpl])
+
+
+def _check_frames(frames, config, batch: int) -> None:
+    if not config.n_cond_frames:
+        if frames is not None:
+            raise ValueError("frames given, but this model is not frame-conditional (n_cond_frames=0)")
+        return
+    expected = (batch, 3, config.n_cond_frames, config.resolution, config.resolution)
+    if frames is None:
+        raise ValueError(f"frames {expected} are required: this model conditions on {config.n_cond_frames} first "
+                         "frame(s)")
+    if not isinstance(frames, torch.Tensor) or not frames.is_floating_point() or frames.dim() != 5 \
+            or frames.shape[2] < config.n_cond_frames or frames.shape[:2] != expected[:2] \
+            or frames.shape[3:] != expected[3:]:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise ValueError(f"frames must be a float tensor {expected} in [-0.5, 0.5], got {shape}")
+    if frames.min() < -0.5 - 1e-3 or frames.max() > 0.5 + 1e-3:
+        raise ValueError("frames must lie in [-0.5, 0.5] (uint8 / 255 - 0.5)")
+
+
+def _check_labels(labels, config, batch: int) -> None:
+    if not config.n_classes:
+        if labels is not None:
+            raise ValueError("labels given, but this model is not class-conditional (n_classes=0)")
+        return
+    if labels is None:
+        raise ValueError(f"labels (B,) are required: this model is class-conditional ({config.n_classes} classes)")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (batch,) or labels.is_floating_point():
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be an integer tensor of shape ({batch},), got {shape}")
+    if labels.min() < 0 or labels.max() >= config.n_classes:
+        raise ValueError(f"labels must lie in [0, {config.n_classes}), got {labels.tolist()}")
+
+
+def _check_actions(actions, config, batch: int) -> None:
+    if not config.action_dim:
+        if actions is not None:
+            raise ValueError("actions given, but this model is not action-conditional (action_dim=0)")
+        return
+    expected = (batch, config.sequence_length, config.action_dim)
+    if actions is None:
+        raise ValueError(f"actions (B, {config.sequence_length}, {config.action_dim}) are required: this model is "
+                         "action-conditional")
+    if not isinstance(actions, torch.Tensor) or tuple(actions.shape) != expected:
+        shape = tuple(actions.shape) if isinstance(actions, torch.Tensor) else type(actions).__name__
+        raise ValueError(f"actions must have shape {expected} (one row per frame), got {shape}")
+    if not torch.isfinite(actions).all():
+        raise ValueError("actions contain NaN or infinite values")
