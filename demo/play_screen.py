@@ -59,7 +59,7 @@ const stats = window.videogptPlay = {latencies: [], busyLatencies: [], stepLaten
                                      serverMs: [], steps: 0, errors: [], episode: null, readout: ''};
 const RATE_WINDOW_MS = 2000, IDLE_MS = 1000;  // frames/s over the last 2 s; idle after 1 s without a frame
 let episode = null, fps = 10, busy = false, pressAt = null, pressWhileBusy = false;
-let activeSince = null, lastLatency = null, lastServerMs = null;
+let activeSince = null, startedAt = 0, lastLatency = null, lastServerMs = null;
 const held = new Set(), tapped = new Set(), ops = [], queue = [];
 let drawing = false;
 
@@ -71,8 +71,9 @@ function controlOf(key) {
 }
 function framesPerSecond(now) {  // frames painted per second since playing began (at most the last 2 s)
   const times = stats.frameTimes, last = times[times.length - 1];
-  if (last === undefined || (!busy && !queue.length && now - last > IDLE_MS)) { activeSince = null; return null; }
-  const from = Math.max(now - RATE_WINDOW_MS, activeSince === null ? -Infinity : activeSince);
+  const idle = last === undefined || last < startedAt || (!busy && !queue.length && now - last > IDLE_MS);
+  if (idle) { activeSince = null; return null; }
+  const from = Math.max(now - RATE_WINDOW_MS, startedAt, activeSince === null ? -Infinity : activeSince);
   const count = times.filter(t => t > from).length;
   return count && now > from ? count * 1000 / (now - from) : null;
 }
@@ -136,6 +137,8 @@ function start(payload) {  // a new episode from the server (start or model chan
   episode = payload ? payload.episode : null;
   stats.episode = episode;
   queue.length = 0; tapped.clear(); pressAt = null; lastLatency = null; lastServerMs = null; activeSince = null;
+  startedAt = performance.now();
+  readout();
   if (!episode) { context.clearRect(0, 0, canvas.width, canvas.height); if (payload) status(payload.message || 'Pick a start.'); return; }
   canvas.focus({preventScroll: true});  // keys go to the world, not to the control clicked to start
   show(payload, false, null);

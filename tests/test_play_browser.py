@@ -23,6 +23,7 @@ LATENCY_REPORT = Path(os.environ.get("VIDEOGPT_PLAY_REPORT", "/tmp/videogpt-play
 
 def open_play(browser, url):  # noqa: F811
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.set_default_timeout(TIMEOUT_MS)  # a busy machine serves the page slowly
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(url, wait_until="domcontentloaded")
