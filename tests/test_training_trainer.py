@@ -82,3 +82,16 @@ def test_a_nan_loss_stops_before_it_is_checkpointed(tmp_path):
     with pytest.raises(ValueError, match="loss became nan by step 4"):
         Trainer(config, LineTask(poison_at_step=3), Points()).fit()
     assert trainer_state(tmp_path / "run")["step"] == 2
+
+
+@pytest.mark.slow
+def test_a_compiled_training_forward_takes_the_same_steps(tmp_path):
+    losses = {}
+    for compile in (False, True):
+        torch.manual_seed(0)
+        config = TrainerConfig(out_dir=str(tmp_path / f"run-{compile}"), steps=6, batch_size=4, lr=0.3, warmup=0,
+                               compile=compile, **QUIET)
+        losses[compile] = Trainer(config, LineTask(), Points()).fit().losses
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+    weights = torch.load(tmp_path / "run-True" / "model" / "line.pt")  # the model's own names, not the compiler's
+    assert sorted(weights) == ["bias", "weight"]

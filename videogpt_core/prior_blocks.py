@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from videogpt_core.attention import CacheWindow, KVCache, MultiHeadAttention
 from videogpt_core.config import VideoGPTConfig
@@ -138,7 +139,7 @@ class PriorBlock(nn.Module):
         training = self.training
         affines = iter(cond.norm_affines)
         h = PriorLayerNorm.normalize(x, *next(affines))
-        y = self.attn.self_attention(h, cache, self.attn_dropout if training else 0.0)
+        y = self._self_attention(h, cache, self.attn_dropout if training else 0.0)
         x = x + (self.dropout(y) if training else y)
         if self.use_frames:
             h = PriorLayerNorm.normalize(x, *next(affines))
@@ -148,6 +149,18 @@ class PriorBlock(nn.Module):
         for layer in self.fc_block:  # linear, GeLU2, linear
             h = layer(h)
         return x + (self.dropout(h) if training else h)
+
+    def _self_attention(self, h: torch.Tensor, cache: KVCache | None, dropout_p: float) -> torch.Tensor:
+        attn = self.attn
+        if cache is not None or attn.w_qkv is not None:
+            return attn.self_attention(h, cache, dropout_p)
+        # Without a cache (training): queries, keys and values from one (d, 3d) product, not three (d, d) ones:
+        # fewer, larger matmuls in the forward and the backward (the `unfused` recipe in BENCHMARKS.md).
+        weight = torch.cat([attn.w_qs.weight, attn.w_ks.weight, attn.w_vs.weight])
+        width_k = attn.n_heads * attn.d_k
+        q, k, v = F.linear(h, weight).split([width_k, width_k, attn.n_heads * attn.d_v], dim=-1)
+        return attn.attend(attn.split_heads(q, attn.d_k), attn.split_heads(k, attn.d_k),
+                           attn.split_heads(v, attn.d_v), causal=True, dropout_p=dropout_p)
 
 
 def run_blocks(blocks: nn.ModuleList, fc_out: nn.Module, x: torch.Tensor, condition: Condition,

@@ -62,6 +62,9 @@ def _add_trainer_args(parser: argparse.ArgumentParser, val_help: str) -> None:
     add("--clip-grad", "max gradient norm, 0 to disable", type=float)
     add("--mixed-precision", "auto: bf16 on a GPU that supports it and on a CPU with native bf16 instructions "
         "(avx512_bf16 / AMX), else full precision", choices=MIXED_PRECISION_MODES)
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the training forward (the loss module): minutes of compiling "
+                            "before the first step; validation and media stay uncompiled")
     add("--num-workers", "data loading processes", type=int)
     add("--seed", "seeds weights, data order and dropout", type=int)
     add("--log-every", "steps between logged scalars", type=int)

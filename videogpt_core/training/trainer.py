@@ -31,8 +31,9 @@ from videogpt_core.training.trainer_config import TrainerConfig, TrainResult
 ESTIMATE_STEPS = 5  # the time per 1,000 steps is printed after this many steps
 
 
-class _LossModule(nn.Module):
-    """Routes task.loss through forward(), so DistributedDataParallel sees (and syncs) every step."""
+class LossModule(nn.Module):
+    """Routes task.loss through forward(), so DistributedDataParallel sees (and syncs) every step and
+    torch.compile (TrainerConfig.compile) captures the task's whole training forward."""
 
     def __init__(self, task: TrainingTask, model: nn.Module):
         super().__init__()
@@ -137,7 +138,10 @@ class Trainer:
         self.task.model = model
         optimizer = adamw(model, config.lr, config.weight_decay)
         self.scheduler = warmup_cosine(optimizer, config.warmup, config.steps, config.min_lr_ratio)
-        self.wrapped, self.optimizer = self.accelerator.prepare(_LossModule(self.task, model), optimizer)
+        loss_module = LossModule(self.task, model)
+        if config.compile:  # the training forward only: validation and media run the model uncompiled
+            loss_module.compile()
+        self.wrapped, self.optimizer = self.accelerator.prepare(loss_module, optimizer)
 
     def _open_logs(self, resumed: bool) -> None:
         self.log = RunLog(self.run_dir, self.is_main, resumed_at=self.step if resumed else None)

@@ -23,6 +23,7 @@ class TrainerConfig:
     grad_accum: int = 1
     clip_grad: float = 1.0  # max global gradient norm; 0 disables clipping
     mixed_precision: str = "auto"  # auto (bf16 on a GPU that has it, else no) | no | bf16 | fp16
+    compile: bool = False  # torch.compile the training forward; off: no CPU speed-up measured yet (BENCHMARKS.md)
     num_workers: int = 2
     seed: int = 0
     log_every: int = 50
