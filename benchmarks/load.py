@@ -100,6 +100,9 @@ class PeakMemory:
         self._thread.join()
 
 
+FRAMES_ARGUMENT = 7  # where /generate takes the number of frames
+
+
 def request_arguments(checkpoint: Path, model: str | None, n_frames: int | None) -> tuple[str, list]:
     """The /generate arguments that the chosen model needs (an example frame, a class, still actions)."""
     from gradio_client import handle_file
@@ -116,7 +119,8 @@ def request_arguments(checkpoint: Path, model: str | None, n_frames: int | None)
     label = info.class_names[0] if info.class_names else None
     width = info.action_dim or 2
     actions = {"headers": [f"a{i}" for i in range(width)], "data": [[0.0] * width for _ in range(frames)]}
-    return info.name, [info.name, first_frame, label, actions, 1.0, 0, 1.0, 1.0, 0, True, 1, frames]
+    # Seed 0 randomized, one sample, `frames` frames; the sampling sliders (after them) at their defaults.
+    return info.name, [info.name, first_frame, label, actions, 0, True, 1, frames]
 
 
 def run_user(url: str, arguments: list, generations: int) -> tuple[list[float], list[str]]:
@@ -157,6 +161,59 @@ def machine_info() -> dict:
     }
 
 
+def serve_and_load(checkpoint: Path, arguments: list, args: argparse.Namespace,
+                   scratch: Path) -> tuple[list, float, int, int]:
+    """Start the demo server on `checkpoint`, run the users against it, stop it: (results per user, wall
+    seconds, idle RSS, peak RSS)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log_path = scratch / "server.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--checkpoint", str(checkpoint),
+                                   "--host", "127.0.0.1", "--port", str(port)],
+                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until_serving(url, server, args.startup_timeout)
+        idle_rss = psutil.Process(server.pid).memory_info().rss
+        with PeakMemory(server.pid) as memory, ThreadPoolExecutor(args.users) as pool:
+            started = time.perf_counter()
+            results = list(pool.map(lambda _: run_user(url, arguments, args.generations), range(args.users)))
+            wall = time.perf_counter() - started
+    except Exception:
+        print(log_path.read_text()[-4000:], file=sys.stderr)
+        raise
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    return results, wall, idle_rss, memory.peak_bytes
+
+
+def print_table(report: dict, command: str, model: str, arguments: list, args: argparse.Namespace,
+                expected: int) -> None:
+    """The report as a readable table (after the JSON)."""
+    rows = [
+        ("command", command),
+        ("machine", f"{report['machine']['cpu']} x{report['machine']['cpu_count']}, "
+                    f"{report['machine']['memory_gb']} GB, torch {report['machine']['torch']}, "
+                    f"gradio {report['machine']['gradio']}, cuda {report['machine']['cuda']}, "
+                    f"load average {report['machine']['load_average_1m_at_start']} at start"),
+        ("model", f"{model} ({report['checkpoint']}), {arguments[FRAMES_ARGUMENT]} frames per video"),
+        ("load", f"{args.users} users x {args.generations} generations"),
+        ("completed / errors", f"{report['completed']} / {expected} completed, {report['errors']} errors"),
+        ("latency p50 / p95", f"{report['latency_s']['p50']} s / {report['latency_s']['p95']} s"),
+        ("throughput", f"{report['throughput_videos_per_s']} videos/s over {report['wall_s']} s"),
+        ("server RSS idle / peak", f"{report['server_rss_mb']['idle']} MB / {report['server_rss_mb']['peak']} MB"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print()
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, help="pipeline folder or folder of them (default: a tiny "
@@ -174,30 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="videogpt-load-") as scratch:
         checkpoint = args.checkpoint or tiny_random_checkpoint(Path(scratch))
         model, arguments = request_arguments(checkpoint, args.model, args.frames)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/"
-        log_path = Path(scratch) / "server.log"
-        with open(log_path, "w") as log:
-            server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--checkpoint", str(checkpoint),
-                                       "--host", "127.0.0.1", "--port", str(port)],
-                                      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_until_serving(url, server, args.startup_timeout)
-            idle_rss = psutil.Process(server.pid).memory_info().rss
-            with PeakMemory(server.pid) as memory, ThreadPoolExecutor(args.users) as pool:
-                started = time.perf_counter()
-                results = list(pool.map(lambda _: run_user(url, arguments, args.generations), range(args.users)))
-                wall = time.perf_counter() - started
-        except Exception:
-            print(log_path.read_text()[-4000:], file=sys.stderr)
-            raise
-        finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        results, wall, idle_rss, peak_rss = serve_and_load(checkpoint, arguments, args, Path(scratch))
 
     latencies = np.array([t for user_latencies, _ in results for t in user_latencies])
     errors = [e for _, user_errors in results for e in user_errors]
@@ -207,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "checkpoint": "tiny random (benchmark-made)" if args.checkpoint is None else str(args.checkpoint),
         "model": model,
-        "frames_per_video": arguments[-1],
+        "frames_per_video": arguments[FRAMES_ARGUMENT],
         "users": args.users,
         "generations_per_user": args.generations,
         "completed": int(len(latencies)),
@@ -222,28 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         },
         "throughput_videos_per_s": round(len(latencies) / wall, 3),
         "wall_s": round(wall, 2),
-        "server_rss_mb": {"idle": round(idle_rss / 2**20, 1), "peak": round(memory.peak_bytes / 2**20, 1)},
+        "server_rss_mb": {"idle": round(idle_rss / 2**20, 1), "peak": round(peak_rss / 2**20, 1)},
     }
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    rows = [
-        ("command", command),
-        ("machine", f"{report['machine']['cpu']} x{report['machine']['cpu_count']}, "
-                    f"{report['machine']['memory_gb']} GB, torch {report['machine']['torch']}, "
-                    f"gradio {report['machine']['gradio']}, cuda {report['machine']['cuda']}, "
-                    f"load average {report['machine']['load_average_1m_at_start']} at start"),
-        ("model", f"{model} ({report['checkpoint']}), {arguments[-1]} frames per video"),
-        ("load", f"{args.users} users x {args.generations} generations"),
-        ("completed / errors", f"{report['completed']} / {expected} completed, {report['errors']} errors"),
-        ("latency p50 / p95", f"{report['latency_s']['p50']} s / {report['latency_s']['p95']} s"),
-        ("throughput", f"{report['throughput_videos_per_s']} videos/s over {report['wall_s']} s"),
-        ("server RSS idle / peak", f"{report['server_rss_mb']['idle']} MB / {report['server_rss_mb']['peak']} MB"),
-    ]
-    width = max(len(name) for name, _ in rows)
-    print()
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_table(report, command, model, arguments, args, expected)
     return 0 if report["completed"] == expected and not errors else 1
 
 

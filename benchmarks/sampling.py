@@ -19,25 +19,17 @@ import torch
 
 from benchmarks.common import (AMP_DTYPES, CONDITIONS, ModelSize, Timing, add_common_arguments, autocast,
                                build_models, measure, positive_ints, random_conditions, report, setup_device)
+from videogpt_core.code_picker import draw
 from videogpt_core.conditions import Conditions
 from videogpt_core.decode_step import DECODE_MODES, DecodeStep
 from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
-from videogpt_core.prior import Condition, VideoGPT
+from videogpt_core.prior import VideoGPT
 from videogpt_core.quantization import QUANTIZE_MODES
-from videogpt_core.sampling import draw
 
 from benchmarks import reference_sampler
+from benchmarks.naive_sampler import time_naive_points
 
 MODULE = "benchmarks.sampling"
-
-
-# ---- the naive sampler: no cache, the whole teacher-forced forward of the growing sequence per token ---
-
-
-def naive_logits(prior: VideoGPT, condition: Condition, prefix: torch.Tensor) -> torch.Tensor:
-    """Logits (B, n_codes) for position p = prefix.shape[1], from a teacher-forced forward over the
-    p + 1 inputs (start token + prefix) with nothing cached: what sampling costs without a KV cache."""
-    return prior.teacher_forced(prefix, condition)[:, -1]
 
 
 def pick(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -105,26 +97,6 @@ def time_our_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, dev
         results.append(dict(position=start + window // 2, tokens=window, step_s=timing.median_s / window,
                             cpu_step_s=(time.process_time() - cpu) / (calls * window)))
     state.release()
-    return results
-
-
-def time_naive_points(prior: VideoGPT, batch: int, inputs: dict, n_points: int, device: torch.device,
-                      amp: str, repeats: int) -> list[dict[str, Any]]:
-    """Seconds per naive token step at n_points positions spread from the first to the last."""
-    t, h, w = prior.latent_shape
-    length = t * h * w
-    generator = torch.Generator(device=device).manual_seed(1)
-    codes = torch.randint(0, prior.n_codes, (batch, length), device=device, generator=generator)
-    with torch.no_grad(), autocast(device, amp):
-        condition = prior.condition(Conditions(**inputs), batch)  # computed once: generous to the naive sampler
-    results = []
-    for position in np.linspace(0, length - 1, n_points).round().astype(int).tolist():
-        def run():
-            with torch.no_grad(), autocast(device, amp):
-                pick(naive_logits(prior, condition, codes[:, :position]), generator)
-
-        timing = measure(run, device, warmup=1, repeats=repeats, slow_s=1.0)
-        results.append(dict(position=position, tokens=len(timing.runs), step_s=timing.median_s))
     return results
 
 
@@ -254,31 +226,48 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
         rows.append(row)
 
         if not args.no_reference:
-            reference = time_reference_windows(prior, batch, inputs, args.window, device, args.amp, args.repeats)
-            points = [(r["position"], r["step_s"]) for r in reference]
-            reference_s = total_time(points, 0, length)
-            reference_start = reference_start_s(prior, batch, inputs, device)
-            rows.append(dict(common, sampler="reference algorithm", windows=reference, start_s=reference_start,
-                             ms_per_step=1000 * reference_s / length, tokens_per_s=batch * length / reference_s,
-                             cpu_ms_per_step=1000 * total_time([(r["position"], r["cpu_step_s"]) for r in reference],
-                                                               0, length) / length,
-                             first_slice_s=reference_start + total_time(points, 0, slice_len) + decode_first.median_s,
-                             video_s=reference_start + reference_s + decode_all.median_s,
-                             how=f"{len(reference)} windows x {reference[0]['tokens']} tokens, interpolated"))
+            rows.append(reference_row(prior, batch, inputs, args, device, common, decode_first.median_s,
+                                      decode_all.median_s))
             row["vs_reference"] = rows[-1]["video_s"] / row["video_s"]
             row["vs_reference_cpu"] = rows[-1]["cpu_ms_per_step"] / row["cpu_ms_per_step"]
         if not args.no_naive:
-            naive = time_naive_points(prior, batch, inputs, args.naive_points, device, args.amp, args.naive_repeats)
-            points = [(r["position"], r["step_s"]) for r in naive]
-            naive_s = total_time(points, 0, length, quadratic=True)
-            rows.append(dict(common, sampler="naive (no cache)", windows=naive,
-                             ms_per_step=1000 * naive_s / length, tokens_per_s=batch * length / naive_s,
-                             first_slice_s=start.median_s + total_time(points, 0, slice_len, quadratic=True)
-                             + decode_first.median_s,
-                             video_s=start.median_s + naive_s + decode_all.median_s,
-                             how=f"{len(naive)} positions x {naive[0]['tokens']} token, extrapolated"))
+            rows.append(naive_row(prior, batch, inputs, args, device, common, start.median_s, decode_first.median_s,
+                                  decode_all.median_s))
             row["speedup"] = rows[-1]["video_s"] / row["video_s"]
     return rows
+
+
+def reference_row(prior, batch: int, inputs: dict, args: argparse.Namespace, device: torch.device, common: dict,
+                  decode_first_s: float, decode_all_s: float) -> dict[str, Any]:
+    """The reference implementation's algorithm on the same weights, timed in the same windows as ours."""
+    t, h, w = prior.latent_shape
+    length, slice_len = t * h * w, h * w
+    reference = time_reference_windows(prior, batch, inputs, args.window, device, args.amp, args.repeats)
+    points = [(r["position"], r["step_s"]) for r in reference]
+    reference_s = total_time(points, 0, length)
+    reference_start = reference_start_s(prior, batch, inputs, device)
+    cpu_s = total_time([(r["position"], r["cpu_step_s"]) for r in reference], 0, length)
+    return dict(common, sampler="reference algorithm", windows=reference, start_s=reference_start,
+                ms_per_step=1000 * reference_s / length, tokens_per_s=batch * length / reference_s,
+                cpu_ms_per_step=1000 * cpu_s / length,
+                first_slice_s=reference_start + total_time(points, 0, slice_len) + decode_first_s,
+                video_s=reference_start + reference_s + decode_all_s,
+                how=f"{len(reference)} windows x {reference[0]['tokens']} tokens, interpolated")
+
+
+def naive_row(prior, batch: int, inputs: dict, args: argparse.Namespace, device: torch.device, common: dict,
+              start_s: float, decode_first_s: float, decode_all_s: float) -> dict[str, Any]:
+    """The teacher-forced forward re-run for every token, a few positions timed, the video extrapolated."""
+    t, h, w = prior.latent_shape
+    length, slice_len = t * h * w, h * w
+    naive = time_naive_points(prior, batch, inputs, args.naive_points, device, args.amp, args.naive_repeats)
+    points = [(r["position"], r["step_s"]) for r in naive]
+    naive_s = total_time(points, 0, length, quadratic=True)
+    return dict(common, sampler="naive (no cache)", windows=naive,
+                ms_per_step=1000 * naive_s / length, tokens_per_s=batch * length / naive_s,
+                first_slice_s=start_s + total_time(points, 0, slice_len, quadratic=True) + decode_first_s,
+                video_s=start_s + naive_s + decode_all_s,
+                how=f"{len(naive)} positions x {naive[0]['tokens']} token, extrapolated")
 
 
 def benchmark_checkpoint(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
@@ -299,10 +288,11 @@ def benchmark_checkpoint(args: argparse.Namespace, device: torch.device) -> list
 COLUMNS = [("size", "size"), ("batch", "batch"), ("sampler", "sampler"), ("ms_per_step", "ms/token step"),
            ("cpu_ms_per_step", "CPU ms/token"),
            ("tokens_per_s", "tokens/s"), ("first_slice_s", "first slice s"), ("video_s", "video s"),
-           ("vs_reference", "x reference"), ("vs_reference_cpu", "x reference (CPU)"), ("speedup", "x naive"), ("first_generation_s", "first generation s (compiles)"), ("how", "how")]
+           ("vs_reference", "x reference"), ("vs_reference_cpu", "x reference (CPU)"), ("speedup", "x naive"),
+           ("first_generation_s", "first generation s (compiles)"), ("how", "how")]
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
@@ -329,6 +319,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.window < 1 or args.repeats < 1 or args.naive_points < 2 or args.naive_repeats < 1:
         parser.error("--window, --repeats and --naive-repeats must be >= 1, --naive-points >= 2")
+    return args
+
+
+def random_model_notes(args: argparse.Namespace) -> list[str]:
+    """How the random models' rows were measured."""
+    return [
+        f"random weights; conditioning: {args.cond}; temperature 1, no top-k / top-p; no guidance "
+        "(guidance doubles the batch)",
+        f"ours: per-token time measured in windows of {args.window} tokens at the start, middle and end of "
+        "the sequence (decode_step + filter + draw, median of repeats; the cache before a window holds "
+        "noise, which costs the same as real keys and values) and interpolated linearly over all "
+        "positions; not every token of a video was timed" + ("" if args.full else " (--full measures it)"),
+        "reference algorithm: the reference implementation's sampler re-implemented on the same weights "
+        "(benchmarks/reference_sampler.py: per token a codebook lookup of the whole grid, the whole position "
+        "table, separate q/k/v projections, attention over the whole per-layer KV cache under a dense mask "
+        "row, plain torch.multinomial), timed in the same windows as ours; x reference = its video time / "
+        "ours (wall), and its CPU ms/token / ours",
+        f"naive: re-runs the teacher-forced forward over the whole growing sequence for every token (no "
+        f"cache; conditioning computed once); ONE token timed at each of {args.naive_points} positions "
+        "(first to last) and the whole video EXTRAPOLATED with the quadratic in the position through them "
+        "(linear interpolation for 2 positions)",
+        "first slice = start (conditioning + cache + start token) + the first h*w tokens + VQ-VAE decode of "
+        "one slice; video (the model's sequence length: 16 frames for demo and bair) = start + all tokens + "
+        "one VQ-VAE decode of the whole grid (as generate()); x faster = naive video time / ours",
+        "ms/token step: one step samples a token for every video in the batch; tokens/s counts all of them",
+    ]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_arguments(argv)
     device = setup_device(args.device, args.threads)
     started = time.perf_counter()
     notes = []
@@ -343,27 +363,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows += benchmark_size(size, args, device)
         title = "sampling, ours vs the reference algorithm vs naive"
         notes += [f"{size.name}: {size.description}" for size in args.sizes]
-        notes += [
-            f"random weights; conditioning: {args.cond}; temperature 1, no top-k / top-p; no guidance "
-            "(guidance doubles the batch)",
-            f"ours: per-token time measured in windows of {args.window} tokens at the start, middle and end of "
-            "the sequence (decode_step + filter + draw, median of repeats; the cache before a window holds "
-            "noise, which costs the same as real keys and values) and interpolated linearly over all "
-            "positions; not every token of a video was timed" + ("" if args.full else " (--full measures it)"),
-            "reference algorithm: the reference implementation's sampler re-implemented on the same weights "
-            "(benchmarks/reference_sampler.py: per token a codebook lookup of the whole grid, the whole position "
-            "table, separate q/k/v projections, attention over the whole per-layer KV cache under a dense mask "
-            "row, plain torch.multinomial), timed in the same windows as ours; x reference = its video time / "
-            "ours (wall), and its CPU ms/token / ours",
-            f"naive: re-runs the teacher-forced forward over the whole growing sequence for every token (no "
-            f"cache; conditioning computed once); ONE token timed at each of {args.naive_points} positions "
-            "(first to last) and the whole video EXTRAPOLATED with the quadratic in the position through them "
-            "(linear interpolation for 2 positions)",
-            "first slice = start (conditioning + cache + start token) + the first h*w tokens + VQ-VAE decode of "
-            "one slice; video (the model's sequence length: 16 frames for demo and bair) = start + all tokens + "
-            "one VQ-VAE decode of the whole grid (as generate()); x faster = naive video time / ours",
-            "ms/token step: one step samples a token for every video in the batch; tokens/s counts all of them",
-        ]
+        notes += random_model_notes(args)
     if args.quantize:
         notes.append(f"--quantize {args.quantize}: the cached decode step's linear layers use {args.quantize} weights "
                      "(one scale per output channel) and bfloat16 activations")

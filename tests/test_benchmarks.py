@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from benchmarks import sampling, speculative, training, vqvae, weight_reads
+from benchmarks import naive_sampler, sampling, speculative, training, vqvae, weight_reads
 from benchmarks.common import SIZES, build_models, format_table, measure, random_conditions
 from tiny_models import tiny_pipeline, tiny_vqvae
 from videogpt_core.conditions import Conditions
@@ -23,7 +23,7 @@ def test_naive_logits_equal_the_teacher_forced_forward(condition):
         full = prior(codes, **inputs).flatten(1, 3)
         condition_ = prior.condition(Conditions(**inputs), 2)
         for position in (0, 1, 17, 31):
-            naive = sampling.naive_logits(prior, condition_, codes.flatten(1)[:, :position])
+            naive = naive_sampler.naive_logits(prior, condition_, codes.flatten(1)[:, :position])
             torch.testing.assert_close(naive, full[:, position], atol=1e-4, rtol=1e-4)
 
 

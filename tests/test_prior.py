@@ -293,14 +293,14 @@ def test_decoding_copy_follows_the_weights_in_place_and_leaves_the_state_dict_al
     keys = list(model.state_dict())
     codes, cond = random_codes(1), conditions(model, 1)
     cached_logits(model, codes, **cond)
-    decoder = model._decoders[None]
+    decoder = model.decoders[None]
     addresses = [t.data_ptr() for t in decoder.tensors()]
     with torch.no_grad():  # as a training step or load_state_dict would
         model.blocks[1].fc_block[2].weight.mul_(-1.5)
         model.fc_in.weight.add_(0.1)
         teacher_forced = model(codes, **cond).flatten(1, 3)
     assert (cached_logits(model, codes, **cond) - teacher_forced).abs().max() < 1e-4
-    assert model._decoders[None] is decoder and [t.data_ptr() for t in decoder.tensors()] == addresses
+    assert model.decoders[None] is decoder and [t.data_ptr() for t in decoder.tensors()] == addresses
     assert list(model.state_dict()) == keys and not any("qkv" in key for key in keys)
 
 

@@ -86,7 +86,7 @@ def test_float_default_keeps_the_float_layout_and_matches_the_forward():
     torch.testing.assert_close(cached_logits(prior, inputs, codes, None), forward, atol=1e-5, rtol=1e-5)
     int8 = prior.start_decoding(2, quantize="int8", conditions=Conditions(**inputs)).decoder
     assert isinstance(int8.blocks[0].fc_block[2], Int8Linear) and isinstance(int8.fc_out, Int8Linear)
-    assert set(prior._decoders) == {None, "int8"}  # one decoding copy per weight format
+    assert set(prior.decoders) == {None, "int8"}  # one decoding copy per weight format
 
 
 def test_pipelines_sharing_a_prior_keep_their_own_setting():

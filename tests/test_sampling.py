@@ -9,10 +9,11 @@ import torch
 
 from tiny_models import (CONDITIONINGS, greedy_codes, random_inputs, tiny_prior, tiny_vqvae,
                          unconditional_twin)
+from videogpt_core.code_picker import draw
 from videogpt_core.conditions import Conditions
 from videogpt_core.decode_step import DecodeStep
 from videogpt_core.prior import VideoGPT
-from videogpt_core.sampling import draw, generate_codes
+from videogpt_core.sampling import WindowSampler, generate_codes
 from videogpt_core.sampling_options import SamplingOptions, process_logits
 from videogpt_core.speculative import DRAFTS, SpeculationStats, accept_proposals, propose
 
@@ -121,8 +122,8 @@ def test_static_decoding_keeps_one_state_per_shape_for_one_generation_at_a_time(
     assert single is not first and single is not busy
     with pytest.raises(ValueError, match="quantize"):
         prior.start_decoding(1, static=True, quantize="int8")
-    assert prior.double()._static_states == {} and prior.float()._static_states == {}  # moved: dropped
-    assert prior._decoders == {}
+    assert prior.double().static_states == {} and prior.float().static_states == {}  # moved: dropped
+    assert prior.decoders == {}
 
     # The sampling loop gives its state back when it finishes and when it is stopped early.
     static_step = DecodeStep("cuda_graph", prior.decode_step)  # the CUDA-graph loop, run eagerly
@@ -131,9 +132,24 @@ def test_static_decoding_keeps_one_state_per_shape_for_one_generation_at_a_time(
         steps = generate_codes(prior, 2, Conditions(**inputs, prefix=prefix), step=static_step,
                                generator=torch.Generator().manual_seed(0))
         next(steps)
-        assert sum(state.in_use for states in prior._static_states.values() for state in states) == 1
+        assert sum(state.in_use for states in prior.static_states.values() for state in states) == 1
         steps.close()
-        assert not any(state.in_use for states in prior._static_states.values() for state in states)
+        assert not any(state.in_use for states in prior.static_states.values() for state in states)
+
+
+def test_a_window_given_its_actions_slice_by_slice_samples_what_generate_codes_samples(vqvae):
+    # Play's way (each slice's actions given just before it) and generate's (all known) are one sampler.
+    prior = tiny_prior(vqvae, "actions")
+    inputs = random_inputs(prior, batch=2)
+    expected = final_codes(prior, 2, seed=4, **inputs)
+    fpl = prior.config.frames_per_latent
+    window = WindowSampler(prior, 2, Conditions(actions=inputs["actions"][:, :0]),
+                           generator=torch.Generator().manual_seed(4))
+    for step in range(prior.latent_shape[0]):
+        window.next_slice(inputs["actions"][:, step * fpl:(step + 1) * fpl])
+    assert window.full and torch.equal(window.codes.view_as(expected), expected)
+    window.rewind(1)
+    assert window.slices_done == prior.latent_shape[0] - 1 and not window.full
 
 
 def test_generate_codes_yields_once_per_slice_and_fills_slices_in_order(vqvae):

@@ -105,9 +105,9 @@ def weights_version(prior: nn.Module) -> tuple:
 def decoder_for(prior: nn.Module, quantize: str | None, static: bool) -> PriorDecoder:
     """The prior's decoding copy for this weight format, current with its weights."""
     with _LOCK:
-        decoder = prior._decoders.get(quantize)
+        decoder = prior.decoders.get(quantize)
         if decoder is None:
-            decoder = prior._decoders[quantize] = PriorDecoder(prior, quantize)
+            decoder = prior.decoders[quantize] = PriorDecoder(prior, quantize)
         elif decoder.source != weights_version(prior):  # refilled in place: a recorded graph stays valid
             fresh = PriorDecoder(prior, quantize)
             for target, source in zip(decoder.tensors(), fresh.tensors(), strict=True):
@@ -153,7 +153,7 @@ def new_state(prior: nn.Module, condition: Condition, batch: int, quantize: str 
     length = prior.config.seq_len
     caches = [KVCache.empty(batch, block.attn, length, like=decoder.code_inputs) for block in prior.blocks]
     state = DecodeState(decoder, condition, caches, batch)
-    return kept_state(prior._static_states, state) if static else state
+    return kept_state(prior.static_states, state) if static else state
 
 
 def kept_state(kept_states: dict[tuple, list[DecodeState]], fresh: DecodeState) -> DecodeState:

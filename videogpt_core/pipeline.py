@@ -6,7 +6,6 @@ time slice. Videos longer than the prior's window are continued with a sliding w
 from __future__ import annotations
 
 import contextlib
-import numbers
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,11 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from videogpt_core.action_range import check_actions_in_range
 from videogpt_core.checkpoints import load_models
-from videogpt_core.conditions import Conditions
 from videogpt_core.codec_windows import pad_to_window, reconstruct_in_windows
-from videogpt_core.data.transforms import from_model_video, resize_center_crop, to_model_video
+from videogpt_core.conditions import Conditions
+from videogpt_core.data.transforms import from_model_video, to_model_video
 from videogpt_core.decode_step import DecodeStep, default_decode_mode
 from videogpt_core.devices import cpu_supports_bf16, resolve_device
 from videogpt_core.non_finite import NonFiniteLogitsError
@@ -28,6 +26,7 @@ from videogpt_core.sampling import generate_codes
 from videogpt_core.sampling_options import SamplingOptions
 from videogpt_core.sliding_window import given_slices, next_window_start, slices_for
 from videogpt_core.speculative import SpeculationStats, check_draft
+from videogpt_core.user_inputs import action_rows, class_index, class_names, model_frames, whole_number
 from videogpt_core.vqvae import VQVAE
 
 
@@ -53,16 +52,6 @@ class GenerationResult:
     codes: torch.Tensor
     seed: int
     speculation: dict | None = None  # see StreamUpdate
-
-
-def whole_number(value, name: str, low: int, high: int | None = None) -> int:
-    """An int from any integer type (numpy's too); bools, fractions and strings are refused."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"between {low} and {high}"
-        raise ValueError(f"{name} must be a whole number {bound}, got {value!r}")
-    return int(value)
 
 
 class VideoGPTPipeline:
@@ -150,55 +139,20 @@ class VideoGPTPipeline:
 
     @property
     def class_names(self) -> list[str]:
-        cfg = self.prior.config
-        return list(cfg.class_names) if cfg.class_names else [str(i) for i in range(cfg.n_classes)]
+        return class_names(self.prior.config)
 
-    # ---- inputs -------------------------------------------------------------------------------------
+    # ---- inputs (user_inputs.py: checked and converted for this model) ------------------------------
 
     def prepare_frames(self, frames) -> torch.Tensor:
         """uint8 image (H, W, 3) / video (K, H, W, 3) of any size -> (1, 3, K, res, res) in [-0.5, 0.5]."""
-        array = np.asarray(frames)
-        if array.dtype != np.uint8:
-            raise ValueError(f"frames must be uint8 images (H, W, 3) or a video (K, H, W, 3); got {array.dtype}")
-        if array.ndim == 3:
-            array = array[None]
-        if array.ndim != 4 or array.shape[-1] != 3 or 0 in array.shape:
-            raise ValueError(f"frames must be an RGB image (H, W, 3) or a video (K, H, W, 3); got {array.shape}")
-        return to_model_video(resize_center_crop(array, self.resolution))[None].to(self.device)
+        return model_frames(frames, self.resolution).to(self.device)
 
     def label_index(self, label) -> int:
-        cfg = self.prior.config
-        if not cfg.n_classes:
-            raise ValueError("label given, but this model is not class-conditional")
-        if isinstance(label, str) and not label.lstrip("-").isdigit():
-            if label not in self.class_names:
-                raise ValueError(f"label {label!r} is not one of this model's classes: {self.class_names}")
-            return self.class_names.index(label)
-        if isinstance(label, bool) or not isinstance(label, (str, numbers.Integral)):
-            # 7.9 or True would silently become class 7 or 1.
-            raise ValueError(f"label must be a class name or a whole-number index, got {label!r}; this model's "
-                             f"classes: {self.class_names}")
-        index = int(label)
-        if not 0 <= index < cfg.n_classes:
-            raise ValueError(f"label {index} is out of range: this model has classes 0..{cfg.n_classes - 1}")
-        return index
+        return class_index(label, self.prior.config)
 
     def prepare_actions(self, actions, n_frames: int) -> torch.Tensor:
-        cfg = self.prior.config
-        if not cfg.action_dim:
-            raise ValueError("actions given, but this model is not action-conditional")
-        try:
-            array = np.asarray(actions, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise ValueError("actions must be numbers: one row of "
-                             f"{cfg.action_dim} values per output frame") from None
-        if array.ndim != 2 or array.shape != (n_frames, cfg.action_dim):
-            raise ValueError(f"actions must have shape ({n_frames}, {cfg.action_dim}) - one row per output "
-                             f"frame; got {array.shape}")
-        if not np.isfinite(array).all():
-            raise ValueError("actions contain NaN or infinite values")
-        check_actions_in_range(array, cfg.action_range)
-        return torch.from_numpy(array).to(self.device)
+        """One action row per frame (n_frames, action_dim), within the trained range, on the device."""
+        return action_rows(actions, n_frames, self.prior.config).to(self.device)
 
     # ---- generation ---------------------------------------------------------------------------------
 

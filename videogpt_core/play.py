@@ -21,9 +21,10 @@ import torch
 
 from videogpt_core.conditions import Conditions
 from videogpt_core.data.transforms import resize_center_crop
-from videogpt_core.pipeline import VideoGPTPipeline, whole_number
+from videogpt_core.pipeline import VideoGPTPipeline
+from videogpt_core.sampling import WindowSampler
 from videogpt_core.sampling_options import SamplingOptions
-from videogpt_core.slice_sampler import SliceSampler
+from videogpt_core.user_inputs import whole_number
 
 
 @dataclass
@@ -134,8 +135,8 @@ class PlaySession:
         self._length = len(self._start)  # frames ever played, also those max_frames dropped
         self._steps: list[int] = []  # frames added by each step, for undo
         # Per step: the window it sampled in and that window's slices before it (undo rewinds the window).
-        self._step_windows: list[tuple[SliceSampler, int]] = []
-        self._window: SliceSampler | None = None  # the window being sampled, its KV cache kept between steps
+        self._step_windows: list[tuple[WindowSampler, int]] = []
+        self._window: WindowSampler | None = None  # the window being sampled, its KV cache kept between steps
         self._window_first = 0  # the episode frame (counted as _length) where the window begins
 
     def reset(self) -> None:
@@ -212,7 +213,7 @@ class PlaySession:
         index = first - (self._length - len(self._frames))
         return self.pipeline.as_model_video(np.stack(self._frames[index:index + count])[None])
 
-    def _window_for_step(self) -> SliceSampler:
+    def _window_for_step(self) -> WindowSampler:
         """The window the next slice is sampled in: the current one while it has room; a full one slides to
         its last context_slices slices (their codes and cache inputs as sampled, nothing re-encoded); without
         one (start, undo past a window), a window from the last frames, encoded."""
@@ -239,7 +240,10 @@ class PlaySession:
             conditions = Conditions(frames=video[:, :, :n_cond] if n_cond else None,
                                     actions=None if actions is None else actions.to(pipeline.device),
                                     prefix=None if prefix is None else prefix.flatten(1))
-        self._window = SliceSampler(pipeline.prior, 1, conditions, options=options, quantize=pipeline.quantize,
-                                    step=pipeline.decode_step)
+        # A CUDA-graph step is run eagerly here: a window held between a player's steps would keep a state at
+        # the graph's fixed addresses busy for as long as the player plays.
+        step = None if pipeline.decode_step.static else pipeline.decode_step
+        self._window = WindowSampler(pipeline.prior, 1, conditions, options=options, quantize=pipeline.quantize,
+                                     step=step)
         self._window_first = first
         return self._window

@@ -75,8 +75,8 @@ class VideoGPT(PretrainedMixin, nn.Module):
         nn.init.zeros_(self.fc_out.weight)
         # Not submodules (the state dict stays the model's): decoding copies per weight format, and the
         # decode states kept for CUDA graphs (see start_decoding).
-        self._decoders: dict[str | None, nn.Module] = {}
-        self._static_states: dict[tuple, list[DecodeState]] = {}
+        self.decoders: dict[str | None, nn.Module] = {}
+        self.static_states: dict[tuple, list[DecodeState]] = {}
 
     @classmethod
     def for_vqvae(cls, vqvae, **kwargs) -> "VideoGPT":
@@ -212,8 +212,8 @@ class VideoGPT(PretrainedMixin, nn.Module):
 
     def _apply(self, fn, recurse=True):
         # .to() / .cuda() / .half(): decoding copies and kept decode states are of the old device or dtype.
-        self._decoders.clear()
-        self._static_states.clear()
+        self.decoders.clear()
+        self.static_states.clear()
         return super()._apply(fn, recurse)
 
     def _check_codes_for(self, state: DecodeState, codes: torch.Tensor, what: str) -> None:

@@ -40,6 +40,13 @@ class SpeculationStats:
     def positions_per_pass(self) -> float:
         return self.positions / self.passes if self.passes else 0.0
 
+    def add_pass(self, kept: int, accepted: torch.Tensor) -> None:
+        """Count one verify pass that kept `kept` proposals (accepted: see accept_proposals)."""
+        self.passes += 1
+        self.positions += kept + 1
+        self.proposed += accepted.numel()
+        self.accepted += int(accepted.sum())
+
     def as_dict(self) -> dict:
         return dict(passes=self.passes, positions=self.positions, proposed=self.proposed, accepted=self.accepted,
                     acceptance=self.acceptance, positions_per_pass=self.positions_per_pass)
