@@ -22,7 +22,8 @@ from demo.reconstruct_tab import MAX_FRAMES, CodecRegistry, reconstruct
 from videogpt_core.codec_baseline import block_means
 from videogpt_core.model_folders import find_codec_folders
 from videogpt_core.reconstruct import compare_codecs, load_codec, prepare_clip
-from videogpt_core.video_io import probe_stream, read_video, write_gif, write_mp4
+from videogpt_core.video_io import read_video, write_gif, write_mp4
+from videogpt_core.video_probe import probe_stream
 
 GENERAL = "general-codec-2x4x4"
 REPORT_KEYS = {"psnr", "psnr_per_frame", "ssim", "bits", "raw_bits", "compression_ratio", "codebook_usage"}

@@ -16,7 +16,8 @@ from tiny_models import LONGER_VQVAE, tiny_pipeline
 from videogpt_core import cli
 from videogpt_core.checkpoints import save_pipeline
 from videogpt_core.sample_cli import add_commands, load_actions, tile_side_by_side
-from videogpt_core.video_io import probe_stream, read_video, write_mp4
+from videogpt_core.video_io import read_video, write_mp4
+from videogpt_core.video_probe import probe_stream
 
 
 def run(argv: list[str]) -> int:

@@ -14,7 +14,6 @@ from videogpt_core.data.transforms import (
 )
 from videogpt_core.video_io import (
     VideoReadError,
-    probe_stream,
     read_image,
     read_video,
     upscale_nearest,
@@ -23,6 +22,7 @@ from videogpt_core.video_io import (
     write_gif,
     write_mp4,
 )
+from videogpt_core.video_probe import probe_stream
 
 
 def smooth_video(n_frames: int = 10, height: int = 32, width: int = 48) -> np.ndarray:

@@ -4,7 +4,6 @@ This is the pixel boundary of the package: everything outside it sees numpy uint
 """
 from __future__ import annotations
 
-import re
 import subprocess
 import warnings
 from dataclasses import dataclass
@@ -35,18 +34,7 @@ class VideoMetadata:
     height: int
 
 
-@dataclass(frozen=True)
-class StreamInfo:
-    """The first video stream as ffmpeg describes it (used to check what write_mp4 produced)."""
-
-    codec: str
-    pix_fmt: str
-    width: int
-    height: int
-    fps: float | None
-
-
-def _existing_file(path: PathLike) -> Path:
+def existing_file(path: PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"video or image file not found: {path}")
@@ -65,7 +53,7 @@ def video_metadata(path: PathLike) -> VideoMetadata:
 
     The frame count is a hint: containers may lack it (None) or overstate it (truncated files).
     """
-    path = _existing_file(path)
+    path = existing_file(path)
     if path.suffix.lower() == ".gif":
         try:
             with Image.open(path) as image:
@@ -100,7 +88,7 @@ def read_video(path: PathLike, max_frames: int | None = None, start_frame: int =
     through Pillow. Raises VideoReadError (a ValueError) naming the file when nothing can be read.
     A file that ends early (truncated) yields the frames that could be decoded.
     """
-    path = _existing_file(path)
+    path = existing_file(path)
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
     if start_frame < 0:
@@ -203,7 +191,7 @@ def read_image(
     Arrays may be uint8, bool, 16-bit, or float in [0, 1], shaped (H, W), (H, W, 1|3|4).
     """
     if isinstance(image, (str, Path)):
-        path = _existing_file(image)
+        path = existing_file(image)
         try:
             with warnings.catch_warnings():
                 # Our own, lower limit below replaces Pillow's decompression-bomb warning.
@@ -386,39 +374,3 @@ def write_avi(path: PathLike, frames: np.ndarray, fps: float) -> Path:
     finally:
         writer.release()
     return path
-
-
-# ----------------------------------------------------------------------------- inspection
-
-_STREAM_LINE = re.compile(r"Stream #\d+:\d+.*?: Video: (?P<codec>\w+)(?P<rest>.*)")
-_PIX_FMT = re.compile(r"^[^,]*,\s*(?P<pix_fmt>[a-z0-9_]+)")
-_SIZE = re.compile(r"(?P<width>\d{1,5})x(?P<height>\d{1,5})")
-_FPS = re.compile(r"(?P<fps>[\d.]+) fps")
-
-
-def probe_stream(path: PathLike) -> StreamInfo:
-    """Codec, pixel format, size and fps of the first video stream, from `ffmpeg -i` (bundled ffmpeg)."""
-    import imageio_ffmpeg
-
-    path = _existing_file(path)
-    result = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
-    )
-    for line in result.stderr.splitlines():
-        match = _STREAM_LINE.search(line)
-        if not match:
-            continue
-        rest = match.group("rest")
-        # Drop the "(High) (avc1 / 0x31637661)" style groups before reading the comma fields.
-        flat = re.sub(r"\([^()]*\)", "", rest)
-        pix_fmt = _PIX_FMT.search(flat)
-        size = _SIZE.search(flat)
-        fps = _FPS.search(rest)
-        return StreamInfo(
-            codec=match.group("codec"),
-            pix_fmt=pix_fmt.group("pix_fmt") if pix_fmt else "",
-            width=int(size.group("width")) if size else 0,
-            height=int(size.group("height")) if size else 0,
-            fps=float(fps.group("fps")) if fps else None,
-        )
-    raise VideoReadError(f"{path} has no video stream that ffmpeg can read")
