@@ -110,13 +110,7 @@ def encode_dataset(
                         raise ValueError(f"the VQ-VAE returned codes outside [0, {n_codes})")
                     if not arrays:
                         arrays = _open_arrays(out, batch, codes, n_clips, n_codes, n_cond_frames)
-                    rows = slice(row, row + len(codes))
-                    arrays["codes"][rows] = codes.numpy()
-                    if n_cond_frames:
-                        arrays["frames"][rows] = from_model_video(video[:, :, :n_cond_frames])
-                    for key, name in EXTRA_ARRAYS.items():
-                        if name in arrays:
-                            arrays[name][rows] = batch[key].numpy()
+                    _write_rows(arrays, slice(row, row + len(codes)), batch, codes, n_cond_frames)
                     row += len(codes)
                     bar.update(len(codes))
         for array in arrays.values():
@@ -127,6 +121,17 @@ def encode_dataset(
         vqvae.train(was_training)
     write_text_atomic(out / META_NAME, json.dumps(meta, indent=2))
     return out
+
+
+def _write_rows(arrays: dict[str, np.memmap], rows: slice, batch: dict, codes: torch.Tensor,
+                n_cond_frames: int) -> None:
+    """One batch's codes, conditioning frames and extra arrays (labels, actions, ...) into their rows."""
+    arrays["codes"][rows] = codes.numpy()
+    if n_cond_frames:
+        arrays["frames"][rows] = from_model_video(batch["video"][:, :, :n_cond_frames])
+    for key, name in EXTRA_ARRAYS.items():
+        if name in arrays:
+            arrays[name][rows] = batch[key].numpy()
 
 
 def _open_arrays(

@@ -99,7 +99,13 @@ class HDF5VideoDataset(Dataset):
                 f"{self.path}: '{self._key('idx')}' must hold increasing start frames within 0..{total_frames}"
             )
         ends = np.append(starts[1:], total_frames)
+        labels = self._read_per_video(file, total_frames, len(starts))
+        self._read_attributes(file.attrs, labels)
+        self._keep_long_videos(starts, ends)
+        self.labels = labels
 
+    def _read_per_video(self, file, total_frames: int, n_videos: int) -> np.ndarray | None:
+        """Check the per-frame arrays (actions, positions); the per-video labels, or None."""
         self.has_actions = self._key("actions") in file
         self.has_positions = self._key("positions") in file
         self.has_labels = self._key("labels") in file
@@ -110,19 +116,21 @@ class HDF5VideoDataset(Dataset):
         labels = None
         if self.has_labels:
             labels = np.asarray(file[self._key("labels")][()], dtype=np.int64).reshape(-1)
-            if len(labels) != len(starts):
+            if len(labels) != n_videos:
                 raise ValueError(
-                    f"{self.path}: '{self._key('labels')}' has {len(labels)} entries for {len(starts)} videos"
+                    f"{self.path}: '{self._key('labels')}' has {len(labels)} entries for {n_videos} videos"
                 )
+        self.action_dim = file[self._key("actions")].shape[1] if self.has_actions else 0
+        return labels
 
-        attrs = file.attrs
+    def _read_attributes(self, attrs, labels: np.ndarray | None) -> None:
+        """Class names, action_dim (checked against the actions), world and fps from the file's attributes."""
         self.class_names = _class_names(attrs.get("class_names"), labels)
         if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= len(self.class_names)):
             raise ValueError(
                 f"{self.path}: '{self._key('labels')}' holds labels {labels.min()}..{labels.max()} "
                 f"but there are {len(self.class_names)} class_names"
             )
-        self.action_dim = file[self._key("actions")].shape[1] if self.has_actions else 0
         declared = int(attrs.get("action_dim", self.action_dim))
         if declared != self.action_dim:
             raise ValueError(
@@ -132,13 +140,15 @@ class HDF5VideoDataset(Dataset):
         self.world = _text(attrs.get("world"))
         self.fps = float(attrs["fps"]) if "fps" in attrs else None
 
+    def _keep_long_videos(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        """The videos long enough for a clip (the others are left out with a warning)."""
         long_enough = (ends - starts) >= self.windows.span
         self.n_short_videos = int((~long_enough).sum())
         if self.n_short_videos:
             warnings.warn(
                 f"{self.path} [{self.split}]: left out {self.n_short_videos} of {len(starts)} videos shorter "
                 f"than a clip ({self.windows.span} frames)",
-                stacklevel=3,
+                stacklevel=4,  # the code that opened the data set
             )
         if not long_enough.any():
             raise ValueError(
@@ -147,7 +157,6 @@ class HDF5VideoDataset(Dataset):
             )
         self.video_ids = np.flatnonzero(long_enough)
         self.starts, self.ends = starts, ends
-        self.labels = labels
 
     def _check_per_frame(self, file, name: str, total_frames: int, ndim: int) -> None:
         dataset = file[self._key(name)]
