@@ -51,9 +51,9 @@ def files(tmp_path_factory):
 
 
 def generate_args(model="pusher-tiny", first_frame=None, label=None, actions=STILL, temperature=1.0, top_k=0,
-                  top_p=1.0, guidance=1.0, seed=1, n_samples=1, n_frames=WINDOW):
+                  top_p=1.0, guidance=1.0, repetition_penalty=1.0, seed=1, n_samples=1, n_frames=WINDOW):
     return [model, first_frame, label, actions, seed, False, n_samples, n_frames, temperature, top_k, top_p,
-            guidance]
+            guidance, repetition_penalty]
 
 
 def bad_requests(files):
@@ -85,7 +85,7 @@ def bad_requests(files):
         ("7 samples", "/generate", generate_args(model="uncond-tiny", n_samples=7), r"maximum|samples"),
         ("1000 frames", "/generate", generate_args(model="uncond-tiny", n_frames=1000), r"maximum|frames"),
         ("negative seed", "/generate", generate_args(model="uncond-tiny", seed=-5), r"minimum|seed"),
-        ("continue before generating", "/continue", [1, STILL, 1, False, 1, 4, 1.0, 0, 1.0, 1.0],
+        ("continue before generating", "/continue", [1, STILL, 1, False, 1, 4, 1.0, 0, 1.0, 1.0, 1.0],
          r"generate a video first"),
         ("malformed action text", "/parse_actions", ["pusher-tiny", "3,0; 3,x; 0,2"],
          r"entry 2 \('3,x'\): 'x' is not a number"),
