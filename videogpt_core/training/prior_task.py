@@ -36,8 +36,7 @@ class PriorTask(TrainingTask):
         # Teacher-forced greedy predictions, decoded beside the true codes: cheap (one forward pass)
         # and shows what the prior has learned without a full autoregressive sample.
         codes = batch["codes"][:MEDIA_VIDEOS]
-        conditions = {k: (v[:MEDIA_VIDEOS] if v is not None else None)
-                      for k, v in self._conditions(model, batch).items()}
+        conditions = {k: v[:MEDIA_VIDEOS] for k, v in Conditions.from_batch(model.config, batch).tensors().items()}
         predicted = model(codes, **conditions).argmax(-1)
         self.vqvae.to(codes.device)
         truth = self.vqvae.decode(codes).float().clamp(-0.5, 0.5)
