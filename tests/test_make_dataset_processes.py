@@ -23,7 +23,14 @@ def _start(world, out, n_train):
     command = [sys.executable, "-m", "videogpt_core", "make-dataset", world, "--out", str(out), "--n", str(n_train),
                "--n-test", "2", "--frames", "8", "--workers", "2", "--quiet"]
     return subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
+
+
+def _ctrl_c_as_in_a_terminal():
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: pytest run that way would
+    # start a command that Ctrl-C cannot stop. A terminal's command has the default action.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _alive_started_by(command):
