@@ -229,9 +229,12 @@ def test_model_card_pictures_beside_the_card_are_shown(page, demo_server):
 
 def test_an_idle_demo_with_a_page_open_leaves_the_cpu_idle(page):
     time.sleep(2)  # let the page's start-up requests finish
-    start_cpu, start = time.process_time(), time.perf_counter()
-    time.sleep(6)
-    share = (time.process_time() - start_cpu) / (time.perf_counter() - start)
+    shares = []
+    for _ in range(3):
+        start_cpu, start = time.process_time(), time.perf_counter()
+        time.sleep(3)
+        shares.append((time.process_time() - start_cpu) / (time.perf_counter() - start))
     # The server runs in this process. With Gradio's 1 ms queue poll it used 1.7-2.3 % of a core (2 cores at
-    # load average 12, 2026-11-28); without it 0.3-0.4 %.
-    assert share < 0.01, f"the idle demo used {share:.1%} of a core"
+    # load average 12, 2026-11-28); without it 0.3-0.4 %. A steady cost shows in every window, so the quietest
+    # of three counts: one window can catch the process's other threads finishing earlier work (1.1 %, once).
+    assert min(shares) < 0.01, f"the idle demo used {min(shares):.1%} of a core at least (windows: {shares})"
