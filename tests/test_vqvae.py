@@ -98,6 +98,7 @@ def test_downsample_two_uses_a_single_strided_conv_and_works():
     (dict(downsample=(2, 4, 4), resolution=6), "divisible"),
     (dict(n_hiddens=15), "n_hiddens"),
     (dict(causal=True, downsample=(2, 2, 2)), "its own latent slice"),
+    (dict(per_frame=True, downsample=(1, 2, 2)), "causal too"),
 ])
 def test_bad_configs_raise(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -144,6 +145,31 @@ def test_the_non_causal_codec_does_look_ahead():
     with torch.no_grad():
         latents, other_latents = model.quantizer_input(video), model.quantizer_input(other_future)
     assert (latents[:, :, :3] - other_latents[:, :, :3]).abs().max() > 1e-2
+
+
+def test_per_frame_codes_depend_on_their_own_frame_only():
+    model = trained_looking(tiny_vqvae(causal=True, per_frame=True, downsample=(1, 2, 2), sequence_length=6,
+                                       n_codes=64))
+    video = random_video((2, 3, 6, 8, 8), seed=1)
+    other_past = torch.cat([random_video((2, 3, 3, 8, 8), seed=2), video[:, :, 3:]], dim=2)
+    codes = model.encode(video)
+    assert torch.equal(model.encode(other_past)[:, 3:], codes[:, 3:])  # earlier frames changed: later codes not
+    frame_by_frame = torch.cat([model.encode(video[:, :, t:t + 1]) for t in range(6)], dim=1)
+    assert torch.equal(frame_by_frame, codes)
+    assert torch.allclose(model.decode(codes[:, 4:5]), model.decode(codes)[:, :, 4:5], atol=1e-5)
+    # No attention along time and kernels one frame deep: fewer weights than the causal codec of that shape.
+    assert model.encoder.res_stack[0].block[-1].attn_t is None
+    assert model.encoder.convs[0].conv.kernel_size == (1, 4, 4)
+
+
+def test_the_causal_codec_does_look_at_earlier_frames():
+    """The check above can fail: a causal codec's later codes follow its earlier frames."""
+    model = trained_looking(tiny_vqvae(causal=True, downsample=(1, 2, 2), sequence_length=6, n_codes=64))
+    video = random_video((2, 3, 6, 8, 8), seed=1)
+    other_past = torch.cat([random_video((2, 3, 3, 8, 8), seed=2), video[:, :, 3:]], dim=2)
+    with torch.no_grad():
+        latents, other_latents = model.quantizer_input(video), model.quantizer_input(other_past)
+    assert (latents[:, :, 3:] - other_latents[:, :, 3:]).abs().max() > 1e-2
 
 
 def test_configs_without_the_causal_field_load_as_the_reference_codec():

@@ -149,14 +149,14 @@ class MultiHeadAttention(nn.Module):
 
 class AxialBlock(nn.Module):
     """The VQ-VAE's attention: the SUM of full attentions along W, H and T (no position encodings); causal:
-    along T each frame attends to itself and earlier frames only."""
+    along T each frame attends to itself and earlier frames only; along_time=False: W and H only."""
 
-    def __init__(self, n_hiddens: int, n_heads: int, causal: bool = False):
+    def __init__(self, n_hiddens: int, n_heads: int, causal: bool = False, along_time: bool = True):
         super().__init__()
         self.causal = causal
         self.attn_w = MultiHeadAttention(n_hiddens, n_hiddens, n_heads)
         self.attn_h = MultiHeadAttention(n_hiddens, n_hiddens, n_heads)
-        self.attn_t = MultiHeadAttention(n_hiddens, n_hiddens, n_heads)
+        self.attn_t = MultiHeadAttention(n_hiddens, n_hiddens, n_heads) if along_time else None
 
     @staticmethod
     def _along(attn: MultiHeadAttention, x: torch.Tensor, axis: int, causal: bool = False) -> torch.Tensor:
@@ -166,6 +166,7 @@ class AxialBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.movedim(1, -1)  # (B, C, T, H, W) -> (B, T, H, W, C)
-        out = (self._along(self.attn_w, x, 3) + self._along(self.attn_h, x, 2)
-               + self._along(self.attn_t, x, 1, self.causal))
+        out = self._along(self.attn_w, x, 3) + self._along(self.attn_h, x, 2)
+        if self.attn_t is not None:
+            out = out + self._along(self.attn_t, x, 1, self.causal)
         return out.movedim(-1, 1)

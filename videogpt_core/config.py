@@ -35,6 +35,9 @@ class VQVAEConfig:
     # Time-causal: frames 1..k encode the same whatever follows them (each frame its own latent slice, so
     # downsample (1, h, w)); a world model's given frames are then exact prefix codes. False: the reference.
     causal: bool = False
+    # Per frame: every frame encoded and decoded alone (2D kernels, no attention along time), an image codec
+    # applied frame by frame. Implies causal; a frame's codes never depend on the frames before it either.
+    per_frame: bool = False
 
     def __post_init__(self):
         _check_positive(self, ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "sequence_length",
@@ -48,6 +51,8 @@ class VQVAEConfig:
                 or self.resolution % self.downsample[2]:
             raise ValueError(f"sequence_length {self.sequence_length} and resolution {self.resolution} "
                              f"must be divisible by downsample {self.downsample}")
+        if self.per_frame and not self.causal:
+            raise ValueError("a per-frame VQ-VAE is causal too: set causal=True with per_frame=True")
         if self.causal and self.downsample[0] != 1:
             raise ValueError(f"a causal VQ-VAE gives each frame its own latent slice: use downsample (1, h, w), "
                              f"got {self.downsample}")

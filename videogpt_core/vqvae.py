@@ -2,7 +2,8 @@
 
 Causal option (`VQVAEConfig.causal`): time padded on the past side only and temporal attention masked, each
 frame its own latent slice; frames 1..k then encode (and decode) the same whatever follows them, so a given
-first frame is exact prefix codes for the prior.
+first frame is exact prefix codes for the prior. Per-frame option (`VQVAEConfig.per_frame`): kernels one frame
+deep and no attention along time, so each frame is coded alone, whatever came before it.
 
 Layer structure and parameter names follow the reference implementation, so its checkpoints convert 1:1.
 """
@@ -34,6 +35,11 @@ def _same_padding(kernel: tuple[int, ...], stride: tuple[int, ...], causal: bool
 
 def _triple(x) -> tuple[int, int, int]:
     return tuple(x) if isinstance(x, (tuple, list)) else (x, x, x)
+
+
+def _kernel(size: int, per_frame: bool) -> tuple[int, int, int]:
+    """A (T, H, W) kernel: one frame deep for a per-frame codec."""
+    return (1, size, size) if per_frame else (size, size, size)
 
 
 class SamePadConv3d(nn.Module):
@@ -70,15 +76,15 @@ class SamePadConvTranspose3d(nn.Module):
 
 
 class AttentionResidualBlock(nn.Module):
-    def __init__(self, n_hiddens: int, n_heads: int, causal: bool = False):
+    def __init__(self, n_hiddens: int, n_heads: int, causal: bool = False, per_frame: bool = False):
         super().__init__()
         self.block = nn.Sequential(
             nn.BatchNorm3d(n_hiddens), nn.ReLU(),
-            SamePadConv3d(n_hiddens, n_hiddens // 2, 3, bias=False, causal=causal),
+            SamePadConv3d(n_hiddens, n_hiddens // 2, _kernel(3, per_frame), bias=False, causal=causal),
             nn.BatchNorm3d(n_hiddens // 2), nn.ReLU(),
             SamePadConv3d(n_hiddens // 2, n_hiddens, 1, bias=False),
             nn.BatchNorm3d(n_hiddens), nn.ReLU(),
-            AxialBlock(n_hiddens, n_heads, causal=causal),
+            AxialBlock(n_hiddens, n_heads, causal=causal, along_time=not per_frame),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,7 +93,7 @@ class AttentionResidualBlock(nn.Module):
 
 def _residual_stack(config: VQVAEConfig) -> nn.Sequential:
     return nn.Sequential(
-        *[AttentionResidualBlock(config.n_hiddens, config.n_attn_heads, config.causal)
+        *[AttentionResidualBlock(config.n_hiddens, config.n_attn_heads, config.causal, config.per_frame)
           for _ in range(config.n_res_layers)],
         nn.BatchNorm3d(config.n_hiddens), nn.ReLU(),
     )
@@ -108,10 +114,10 @@ class Encoder(nn.Module):
         super().__init__()
         n = config.n_hiddens
         self.convs = nn.ModuleList(
-            SamePadConv3d(3 if i == 0 else n, n, 4, stride=s, causal=config.causal)
+            SamePadConv3d(3 if i == 0 else n, n, _kernel(4, config.per_frame), stride=s, causal=config.causal)
             for i, s in enumerate(_halvings(config.downsample)))
         # The reference takes these in-channels from a loop variable and so crashes on a single halving.
-        self.conv_last = SamePadConv3d(n, n, 3, causal=config.causal)
+        self.conv_last = SamePadConv3d(n, n, _kernel(3, config.per_frame), causal=config.causal)
         self.res_stack = _residual_stack(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,7 +133,8 @@ class Decoder(nn.Module):
         strides = _halvings(config.downsample)
         self.res_stack = _residual_stack(config)
         self.convts = nn.ModuleList(
-            SamePadConvTranspose3d(n, 3 if i == len(strides) - 1 else n, 4, stride=s, causal=config.causal)
+            SamePadConvTranspose3d(n, 3 if i == len(strides) - 1 else n, _kernel(4, config.per_frame), stride=s,
+                                   causal=config.causal)
             for i, s in enumerate(strides))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -106,6 +106,9 @@ def configure_vqvae_parser(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--causal", action="store_true", default=None,
                        help="time-causal codec: each frame its own latent slice (needs --downsample 1,H,W), frames "
                             "1..k encode the same whatever follows, so a world model keeps a given frame exactly")
+    group.add_argument("--per-frame", action="store_true", default=None,
+                       help="each frame coded alone (2D kernels, no attention along time; implies --causal): an "
+                            "image codec applied frame by frame, cheaper to train, its codes free of the past")
     for flag, help in (("--sequence-length", "frames per clip"), ("--resolution", "frame size in pixels"),
                        ("--frame-stride", "take every k-th frame")):
         name = flag[2:].replace("-", "_")

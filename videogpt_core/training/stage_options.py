@@ -31,8 +31,13 @@ class VQVAEStageOptions:
     n_res_layers: int | None = None
     downsample: tuple[int, int, int] | None = None  # None: VQVAEConfig's (4, 4, 4), or --init-from's
     causal: bool | None = None  # None: not causal, or as --init-from's
+    per_frame: bool | None = None  # None: not per frame, or as --init-from's
     sequence_length: int = 16
     resolution: int = 64
+
+    def __post_init__(self):
+        if self.per_frame and self.causal is None:
+            self.causal = True  # a per-frame codec is causal too
 
 
 @dataclass

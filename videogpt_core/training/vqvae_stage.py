@@ -16,7 +16,7 @@ from videogpt_core.training.trainer_config import TrainerConfig, TrainResult
 from videogpt_core.training.vqvae_task import VQVAETask
 from videogpt_core.vqvae import VQVAE
 
-MODEL_OPTIONS = ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "downsample", "causal",
+MODEL_OPTIONS = ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "downsample", "causal", "per_frame",
                  "sequence_length", "resolution")
 
 
