@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from videogpt_core.config import VideoGPTConfig, VQVAEConfig
-from videogpt_core.prior import VideoGPT
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.models.config import VideoGPTConfig, VQVAEConfig
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,9 @@ def tiny_random_checkpoint(directory: Path) -> Path:
     """A small random frames + actions pipeline (16 frames of 32x32 -> 4x8x8 = 256 tokens per video)."""
     import torch
 
-    from videogpt_core.checkpoints import save_pipeline
-    from videogpt_core.prior import VideoGPT
-    from videogpt_core.vqvae import VQVAE
+    from videogpt_core.models.checkpoints import save_pipeline
+    from videogpt_core.models.prior import VideoGPT
+    from videogpt_core.models.vqvae import VQVAE
 
     torch.manual_seed(0)
     vqvae = VQVAE(embedding_dim=16, n_codes=64, n_hiddens=32, n_res_layers=1, downsample=(4, 4, 4),

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from benchmarks.common import autocast, measure
-from videogpt_core.code_picker import draw
-from videogpt_core.conditions import Conditions
-from videogpt_core.prior import Condition, VideoGPT
+from videogpt_core.inference.code_picker import draw
+from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.prior import Condition, VideoGPT
 
 
 def naive_logits(prior: VideoGPT, condition: Condition, prefix: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,8 @@ import numpy as np
 
 import videogpt_core
 from videogpt_core.data.worlds import get_world, split_seeds
-from videogpt_core.metrics import psnr_from_mse
-from videogpt_core.play import PlaySession
+from videogpt_core.evaluation.metrics import psnr_from_mse
+from videogpt_core.inference.play import PlaySession
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from videogpt_core.conditions import Conditions
-from videogpt_core.prior import Condition, PriorLayerNorm, VideoGPT
+from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.prior import Condition, PriorLayerNorm, VideoGPT
 
 
 @dataclass

@@ -19,12 +19,12 @@ import torch
 
 from benchmarks.common import (AMP_DTYPES, CONDITIONS, ModelSize, Timing, add_common_arguments, autocast,
                                build_models, measure, positive_ints, random_conditions, report, setup_device)
-from videogpt_core.code_picker import draw
-from videogpt_core.conditions import Conditions
-from videogpt_core.decode_step import DECODE_MODES, DecodeStep
-from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
-from videogpt_core.prior import VideoGPT
-from videogpt_core.quantization import QUANTIZE_MODES
+from videogpt_core.inference.code_picker import draw
+from videogpt_core.inference.decode_step import DECODE_MODES, DecodeStep
+from videogpt_core.inference.pipeline import VideoGPTPipeline, load_pipeline
+from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.quantization import QUANTIZE_MODES
 
 from benchmarks import reference_sampler
 from benchmarks.naive_sampler import time_naive_points

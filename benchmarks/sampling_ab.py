@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def load_from(tree: Path, folder: Path):
     """A pipeline built by the videogpt_core of `tree`; its modules are then forgotten, so another tree's load."""
     sys.path.insert(0, str(tree))
-    import videogpt_core.pipeline as pipeline_module
+    import videogpt_core  # its package-level load_pipeline: the same name in every layout of the package
 
-    pipeline = pipeline_module.load_pipeline(folder, device="cpu")
+    pipeline = videogpt_core.load_pipeline(folder, device="cpu")
     sys.path.remove(str(tree))
     for name in [name for name in sys.modules if name == "videogpt_core" or name.startswith("videogpt_core.")]:
         del sys.modules[name]  # the pipeline keeps its functions' own modules

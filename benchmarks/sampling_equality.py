@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videogpt_core.conditions import Conditions
-from videogpt_core.model_folders import find_pipeline_folders
-from videogpt_core.pipeline import load_pipeline
-from videogpt_core.play import PlaySession
-from videogpt_core.sampling_options import SamplingOptions
-from videogpt_core.video_io import read_image, read_video
+from videogpt_core.inference.pipeline import load_pipeline
+from videogpt_core.inference.play import PlaySession
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.io.video_io import read_image, read_video
+from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.model_folders import find_pipeline_folders
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"

@@ -20,13 +20,13 @@ import torch
 
 from benchmarks.common import report, setup_device
 from demo.action_presets import default_preset, preset_actions
-from videogpt_core.conditions import Conditions
 from videogpt_core.data.worlds.controls import world_of_model
-from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
-from videogpt_core.sampling import generate_codes
-from videogpt_core.sampling_options import SamplingOptions
-from videogpt_core.speculative import DRAFTS, SpeculationStats
-from videogpt_core.video_io import read_image
+from videogpt_core.inference.pipeline import VideoGPTPipeline, load_pipeline
+from videogpt_core.inference.sampling import generate_codes
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.inference.speculative import DRAFTS, SpeculationStats
+from videogpt_core.io.video_io import read_image
+from videogpt_core.models.conditions import Conditions
 
 MODULE = "benchmarks.speculative"
 EXAMPLES = Path(__file__).resolve().parent.parent / "demo" / "examples"

@@ -43,12 +43,12 @@ from benchmarks.common import (AMP_DTYPES, CONDITIONS, ModelSize, add_common_arg
 from benchmarks.training_flops import (CEILING_SIZE, CONFIGURATIONS, DESCRIPTIONS, KERNEL_COLUMNS, configuration,
                                       kernel_rows, measure_configuration, separate_qkv)
 from benchmarks.training_flops import COLUMNS as FLOPS_COLUMNS
-from videogpt_core.config import VQVAEConfig
-from videogpt_core.prior import VideoGPT
+from videogpt_core.models.config import VQVAEConfig
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 from videogpt_core.training.prior_task import PriorTask
 from videogpt_core.training.trainer import LossModule
 from videogpt_core.training.vqvae_task import VQVAETask
-from videogpt_core.vqvae import VQVAE
 
 MODULE = "benchmarks.training"
 COLUMNS = [("size", "size"), ("model", "model"), ("batch", "batch"), ("ms_per_step", "ms/step"),
@@ -145,7 +145,7 @@ class _Recipes:
     """The checkpoint's architectures and the recipes' models, each behind the trainer's loss module."""
 
     def __init__(self, checkpoint: Path, recipes: list[str], device: torch.device):
-        from videogpt_core.config import VideoGPTConfig, VQVAEConfig, config_from_dict
+        from videogpt_core.models.config import VideoGPTConfig, VQVAEConfig, config_from_dict
 
         def config(kind, cls):
             data = json.loads((checkpoint / kind / "config.json").read_text())

@@ -21,13 +21,13 @@ from torch.utils.flop_counter import (FlopCounterMode, flop_registry, register_f
                                       sdpa_flop_count)
 
 from benchmarks.common import autocast
-from videogpt_core.config import VideoGPTConfig, VQVAEConfig, config_from_dict
-from videogpt_core.prior import VideoGPT
+from videogpt_core.models.config import VideoGPTConfig, VQVAEConfig, config_from_dict
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 from videogpt_core.training.optimization import adamw
 from videogpt_core.training.prior_task import PriorTask
 from videogpt_core.training.trainer import LossModule
 from videogpt_core.training.vqvae_task import VQVAETask
-from videogpt_core.vqvae import VQVAE
 
 CEILING_SIZE = 2048
 CONFIGURATIONS = ("world-prior", "frame-prior", "world-vqvae", "frame-vqvae")

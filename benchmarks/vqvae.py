@@ -16,8 +16,8 @@ import torch
 
 from benchmarks.common import (AMP_DTYPES, SIZES, add_common_arguments, autocast, build_models, measure,
                                positive_ints, report, setup_device)
-from videogpt_core.reconstruct import load_codec
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.codecs.reconstruct import load_codec
+from videogpt_core.models.vqvae import VQVAE
 
 MODULE = "benchmarks.vqvae"
 COLUMNS = [("size", "size"), ("resolution", "px"), ("batch", "batch"), ("direction", "direction"), ("ms_per_batch", "ms/batch"),

@@ -16,7 +16,7 @@ import queue
 import sys
 import threading
 
-from videogpt_core.pipeline import VideoGPTPipeline
+from videogpt_core.inference.pipeline import VideoGPTPipeline
 
 WORKER_NICENESS = 10  # the compiler yields the cores to generations that run meanwhile
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from videogpt_core.video_io import upscale_nearest
+from videogpt_core.io.video_io import upscale_nearest
 
 DISPLAY_SIZE = 256  # results are upscaled (nearest neighbour) to about this many pixels per frame
 PREVIEW_SIZE = 96  # live-preview frame size

@@ -45,7 +45,7 @@ def write_examples(directory: Path = EXAMPLES_DIR, n_frames: int = 16) -> list[P
     from PIL import Image
 
     from videogpt_core.data.worlds import get_world, split_seeds
-    from videogpt_core.video_io import write_avi, write_gif, write_mp4
+    from videogpt_core.io.video_io import write_avi, write_gif, write_mp4
 
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -111,7 +111,7 @@ def write_reconstruct_examples(directory: Path = EXAMPLES_DIR, n_frames: int = R
     skipped with a note."""
     from videogpt_core.data.mixture.sources import MixtureSources
     from videogpt_core.data.worlds import get_world, split_seeds
-    from videogpt_core.video_io import write_mp4
+    from videogpt_core.io.video_io import write_mp4
 
     directory.mkdir(parents=True, exist_ok=True)
     seed = int(split_seeds("test", 1)[0])

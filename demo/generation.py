@@ -17,10 +17,10 @@ from demo.model_registry import ModelInfo, ModelRegistry
 from demo.output_store import OutputStore
 from demo.sampling_controls import sampling_options
 from demo.user_errors import user_errors
-from videogpt_core.action_range import check_actions_in_range
-from videogpt_core.sampling_options import SamplingOptions
-from videogpt_core.sliding_window import continuation_frames, given_slices, slices_for
-from videogpt_core.video_io import write_gif, write_mp4
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.io.video_io import write_gif, write_mp4
+from videogpt_core.models.action_range import check_actions_in_range
+from videogpt_core.models.sliding_window import continuation_frames, given_slices, slices_for
 
 MAX_SAMPLES = 4
 DEFAULT_FPS = 10  # the built-in worlds' frame rate

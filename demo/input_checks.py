@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from demo.user_errors import named_by_file_name
-from videogpt_core.video_io import read_image
+from videogpt_core.io.video_io import read_image
 
 MAX_IMAGE_PIXELS = 20_000_000  # uploads beyond ~20 MP are refused before decoding
 

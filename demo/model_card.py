@@ -12,7 +12,7 @@ import gradio as gr
 
 from demo.model_registry import NO_MODEL_MESSAGE, ModelRegistry
 from demo.user_errors import user_errors
-from videogpt_core.config import config_to_dict
+from videogpt_core.models.config import config_to_dict
 
 
 def _parameter_count(weights: Path) -> int | None:

@@ -1,4 +1,4 @@
-"""The models the demo serves: pipeline folders found under the checkpoint paths (videogpt_core.model_folders),
+"""The models the demo serves: pipeline folders found under the checkpoint paths (videogpt_core.models.model_folders),
 their configs read up front for the UI (ModelInfo), weights loaded on first use and cached (ModelRegistry)."""
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 from demo.action_presets import action_column_names
 from demo.background_compile import BackgroundCompiler, compile_or_keep_eager
 from demo.user_errors import user_error
-from videogpt_core.config import VideoGPTConfig, VQVAEConfig
 from videogpt_core.data.worlds.controls import world_of_model
-from videogpt_core.model_folders import find_pipeline_folders
-from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
-from videogpt_core.prior import VideoGPT
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.inference.pipeline import VideoGPTPipeline, load_pipeline
+from videogpt_core.models.config import VideoGPTConfig, VQVAEConfig
+from videogpt_core.models.model_folders import find_pipeline_folders
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 
 FRAMES_LIMIT_FACTOR = 4  # at most this many model windows of frames per request (sliding window)
 # When each model's decode step is compiled: never, while loading it (the first request waits), or after it

@@ -30,8 +30,8 @@ from demo.play_screen import SCREEN_CSS, SCREEN_HTML, SCREEN_JS
 from demo.play_worlds import (DEFAULT_FPS, controls_markdown, controls_props, examples_for, play_controls,
                               play_models, test_episode_note, test_episode_start, why_not_playable)
 from videogpt_core.data.worlds.controls import WorldControls
-from videogpt_core.play import PlaySession
-from videogpt_core.video_io import read_image, write_mp4
+from videogpt_core.inference.play import PlaySession
+from videogpt_core.io.video_io import read_image, write_mp4
 
 MAX_PLAYERS = 16  # worlds kept at once; the least recently used one goes first
 PLAYER_IDLE_S = 1800  # a world nobody stepped for this long is freed (pages that vanished without closing)

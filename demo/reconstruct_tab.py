@@ -4,9 +4,9 @@ Upload a clip (or pick an example), choose codecs (every `vqvae/` folder found u
 the pipelines' codecs and bare codec folders such as `checkpoints/general-codec-4x4x4/vqvae`) and a frame
 size; the tab shows the original | one column per codec with its error heatmap underneath, the per-frame PSNR
 of all codecs in one plot, and per codec SSIM, bits per clip before and after, the compression ratio and the
-codebook entries this clip used. The measuring is `videogpt_core.reconstruct` (as `videogpt reconstruct`),
-the picture `videogpt_core.comparison_video`, the folder rules `videogpt_core.model_folders`; this file only
-lists the codecs, reads the upload and shows results.
+codebook entries this clip used. The measuring is `videogpt_core.codecs.reconstruct` (as
+`videogpt reconstruct`), the picture `videogpt_core.codecs.comparison_video`, the folder rules
+`videogpt_core.models.model_folders`; this file only lists the codecs, reads the upload and shows results.
 """
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ from demo.input_checks import whole_number
 from demo.model_registry import ModelRegistry
 from demo.output_store import OutputStore
 from demo.user_errors import DISMISS_ERRORS_JS, named_by_file_name, user_errors
-from videogpt_core.comparison_video import ERROR_SATURATION, side_by_side
-from videogpt_core.config import VQVAEConfig
-from videogpt_core.devices import resolve_device
-from videogpt_core.model_folders import find_codec_folders
-from videogpt_core.reconstruct import Codec, compare_codecs, load_codec
-from videogpt_core.reconstruct_cli import read_clip as read_video_clip
-from videogpt_core.video_io import VideoReadError, video_metadata, write_mp4
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.cli.reconstruct import read_clip as read_video_clip
+from videogpt_core.codecs.comparison_video import ERROR_SATURATION, side_by_side
+from videogpt_core.codecs.reconstruct import Codec, compare_codecs, load_codec
+from videogpt_core.io.video_io import VideoReadError, video_metadata, write_mp4
+from videogpt_core.models.config import VQVAEConfig
+from videogpt_core.models.devices import resolve_device
+from videogpt_core.models.model_folders import find_codec_folders
+from videogpt_core.models.vqvae import VQVAE
 
 RESOLUTIONS = (64, 128)  # frame sizes offered: the codecs' training size and twice it
 MAX_FRAMES = 64  # frames per request (4 windows of 16); a longer clip's first frames are used, and the page says so
@@ -98,7 +98,7 @@ class CodecRegistry:
     @classmethod
     def from_paths(cls, paths: Iterable[str | Path], device: str | None = None,
                    must_exist: bool = True) -> "CodecRegistry":
-        """The codecs in `paths`, found by videogpt_core.model_folders' rules (as `videogpt reconstruct`)."""
+        """The codecs in `paths`, found by videogpt_core.models.model_folders' rules (as `videogpt reconstruct`)."""
         return cls(general_codecs_first(find_codec_folders(paths, must_exist)), device)
 
     @classmethod

@@ -13,7 +13,7 @@ import gradio as gr
 from demo.input_checks import real_number
 from demo.model_controls import ModelControls
 from demo.model_registry import ModelInfo
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.sampling_options import SamplingOptions
 
 
 @dataclass(frozen=True)

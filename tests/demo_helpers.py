@@ -16,7 +16,7 @@ for _path in (TESTS_DIR, REPO_ROOT):  # tiny_models (tests/) and the demo packag
 
 from tiny_models import LONGER_VQVAE, tiny_prior, tiny_vqvae  # noqa: E402
 
-from videogpt_core.checkpoints import save_pipeline  # noqa: E402
+from videogpt_core.models.checkpoints import save_pipeline  # noqa: E402
 
 # Three latent slices of 4x4 codes (2 frames each) per 6-frame window of 16x16: 48 tokens, milliseconds.
 CONDITIONINGS = {

@@ -8,10 +8,10 @@ import torch
 from torch.utils.data import Dataset
 
 from training_helpers import prior_configs
-from videogpt_core.action_range import action_range_of, check_actions_in_range
-from videogpt_core.prior import VideoGPT
+from videogpt_core.models.action_range import action_range_of, check_actions_in_range
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 from videogpt_core.training import train_prior
-from videogpt_core.vqvae import VQVAE
 
 TINY_VQVAE = dict(embedding_dim=8, n_codes=16, n_hiddens=16, n_res_layers=1, downsample=(2, 4, 4),
                   sequence_length=4, resolution=16)

@@ -10,8 +10,8 @@ import torch
 from benchmarks import naive_sampler, sampling, speculative, training, vqvae, weight_reads
 from benchmarks.common import SIZES, build_models, format_table, measure, random_conditions
 from tiny_models import tiny_pipeline, tiny_vqvae
-from videogpt_core.conditions import Conditions
-from videogpt_core.checkpoints import save_pipeline
+from videogpt_core.models.checkpoints import save_pipeline
+from videogpt_core.models.conditions import Conditions
 
 
 @pytest.mark.parametrize("condition", ["none", "frame+actions"])

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from videogpt_core import VQVAE, VideoGPT
-from videogpt_core.checkpoints import CONFIG_NAME, WEIGHTS_NAME, load_models, save_pipeline
+from videogpt_core.models.checkpoints import CONFIG_NAME, WEIGHTS_NAME, load_models, save_pipeline
 
 
 def tiny_vqvae() -> VQVAE:

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from videogpt_core.codec_baseline import block_mean_bits, block_means
+from videogpt_core.codecs.codec_baseline import block_mean_bits, block_means
 
 
 def test_a_clip_made_of_flat_blocks_is_kept_exactly_and_other_clips_by_their_block_means():

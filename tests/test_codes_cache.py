@@ -16,7 +16,7 @@ from torch import nn
 from videogpt_core.data.codes import CodeDataset, add_commands, codes_dtype, encode_dataset
 from videogpt_core.data.hdf5 import HDF5VideoDataset
 from videogpt_core.data.video_folder import VideoFolderDataset
-from videogpt_core.video_io import write_avi
+from videogpt_core.io.video_io import write_avi
 
 
 @dataclass

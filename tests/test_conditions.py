@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tiny_models import random_inputs, tiny_prior, tiny_vqvae
-from videogpt_core.conditions import Conditions
+from videogpt_core.models.conditions import Conditions
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from demo_helpers import WINDOW, still_image
 from PIL import Image
 
-from videogpt_core.video_io import write_gif, write_mp4
+from videogpt_core.io.video_io import write_gif, write_mp4
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402

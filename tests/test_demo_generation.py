@@ -16,7 +16,7 @@ from demo.generation import GenerationUpdate, continuation_context, continue_gen
 from demo.generation import generate as generate_updates
 
 from demo.output_store import OutputStore
-from videogpt_core.video_probe import probe_stream
+from videogpt_core.io.video_probe import probe_stream
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ def test_the_first_frame_label_says_whether_frame_1_is_kept(tmp_path):
     from tiny_models import tiny_prior, tiny_vqvae
 
     from demo.model_registry import ModelRegistry
-    from videogpt_core.checkpoints import save_pipeline
+    from videogpt_core.models.checkpoints import save_pipeline
 
     for name, vqvae_overrides in (("kept-tiny", dict(downsample=(1, 4, 4), causal=True)),
                                   ("redrawn-tiny", {})):

@@ -8,8 +8,8 @@ import torch
 
 
 from demo.model_registry import ModelRegistry
-from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.pipeline import VideoGPTPipeline
+from videogpt_core.inference.sampling_options import SamplingOptions
 
 
 def test_registry_finds_every_pipeline_folder(folders, registry):

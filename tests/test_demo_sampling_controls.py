@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from demo.sampling_controls import CONTROLS, sampling_options
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.sampling_options import SamplingOptions
 
 
 def test_every_knob_has_a_slider():

@@ -15,8 +15,8 @@ import pytest
 from demo_helpers import REPO_ROOT, WINDOW, free_port, make_checkpoints, moving_square_video, still_image
 from PIL import Image
 
-from videogpt_core.video_io import read_video, write_mp4
-from videogpt_core.video_probe import probe_stream
+from videogpt_core.io.video_io import read_video, write_mp4
+from videogpt_core.io.video_probe import probe_stream
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402

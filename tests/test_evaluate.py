@@ -11,15 +11,15 @@ import torch
 from torch import nn
 
 from tiny_models import TINY_FRAME_ENCODER, tiny_prior, tiny_vqvae
-from videogpt_core.checkpoints import save_pipeline
 from videogpt_core.data.make_dataset import write_world_dataset
 from videogpt_core.evaluation.cli import add_commands
 from videogpt_core.evaluation.evaluate import evaluate
 from videogpt_core.evaluation.inputs import open_eval_dataset
-from videogpt_core.metrics import nmse, psnr
-from videogpt_core.prior import VideoGPT
-from videogpt_core.vqvae import VQVAE
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.evaluation.metrics import nmse, psnr
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.models.checkpoints import save_pipeline
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 
 # torch >= 2.10 deprecates TorchScript, the format FVD's I3D files come in.
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.* is deprecated:DeprecationWarning")

@@ -4,7 +4,7 @@ import torch
 
 import videogpt_core.evaluation.clips as clips_module
 from tiny_models import LONGER_VQVAE, tiny_pipeline
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.sampling_options import SamplingOptions
 
 
 def test_a_code_prefix_is_encoded_in_a_whole_window(monkeypatch):

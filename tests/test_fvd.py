@@ -112,7 +112,7 @@ def test_missing_package_error_names_the_install_command(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     """The package's weights converted by the command line, and the model loaded back."""
-    from videogpt_core.cli import main
+    from videogpt_core.cli.main import main
 
     out = tmp_path_factory.mktemp("i3d") / "i3d"
     assert main(["convert-i3d", str(out)]) == 0

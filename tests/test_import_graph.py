@@ -1,5 +1,6 @@
 """The package's import graph: no cycles, and the layers point one way (models know nothing of data,
-training, the demo or the command line; the library never imports the command line).
+training, inference, the codecs, evaluation, the demo or the command line; the library never imports the
+command line).
 
 Every import counts, including those inside functions (a lazy import is still a dependency); imports
 under `if TYPE_CHECKING:` do not (they never run). `python tests/test_import_graph.py` prints the graph's
@@ -15,12 +16,14 @@ import networkx as nx
 PACKAGE = "videogpt_core"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
-# The model layer: what a saved model needs to be built, run and sampled.
-MODEL_MODULES = ("vqvae", "prior", "prior_blocks", "attention", "codebook", "config", "decoding", "quantization")
-# What the model layer must not reach, directly or through other modules.
-ABOVE_MODELS = ("data", "training", "demo", "cli")
+# The model layer (models/): what a saved model needs to be built, run and sampled.
+MODELS = "models"
+# What the model layer must not reach, directly or through other modules (it may use io/).
+ABOVE_MODELS = ("data", "training", "inference", "codecs", "evaluation", "fvd", "demo", "cli")
+# The stages' subpackages: each must exist and hold modules, so the checks below cover them.
+SUBPACKAGES = ("models", "inference", "codecs", "io", "cli", "data", "training", "evaluation", "fvd")
 # Modules that parse command lines; the library below them must not import them.
-COMMAND_LINE = ("__main__", "cli", "training.cli", "evaluation.cli", "sample_cli", "reconstruct_cli")
+COMMAND_LINE = ("__main__", "cli", "training.cli", "evaluation.cli")
 
 
 def module_files() -> dict[str, Path]:
@@ -86,8 +89,8 @@ def _in(name: str, prefixes) -> bool:
 
 def test_the_parser_resolves_relative_lazy_and_submodule_imports():
     graph = import_graph()
-    assert f"{PACKAGE}.config" in graph[f"{PACKAGE}.pretrained"]  # top-level absolute import
-    assert f"{PACKAGE}.comparison_video" in graph[f"{PACKAGE}.reconstruct_cli"]  # inside a function
+    assert f"{PACKAGE}.models.config" in graph[f"{PACKAGE}.models.pretrained"]  # top-level absolute import
+    assert f"{PACKAGE}.codecs.comparison_video" in graph[f"{PACKAGE}.cli.reconstruct"]  # inside a function
     assert f"{PACKAGE}.data.worlds" in graph[f"{PACKAGE}.data.make_dataset"]  # relative import
     assert graph.number_of_edges() > 50
 
@@ -102,10 +105,20 @@ def test_cycles_are_found():
     assert cycles(graph) == [["a", "b", "c"]]
 
 
-def test_models_import_no_data_training_demo_or_command_line_code():
+def test_every_stage_subpackage_is_in_the_graph():
     graph = import_graph()
-    for short in MODEL_MODULES:
-        name = f"{PACKAGE}.{short}"
+    for short in SUBPACKAGES:
+        members = [m for m in graph if _in(m, (short,)) and m != f"{PACKAGE}.{short}"]
+        assert members, f"{PACKAGE}.{short}: no modules found"
+    assert not [m for m in graph if m.count(".") == 1 and not _in(m, SUBPACKAGES + ("__main__",))], \
+        "modules outside the stages' subpackages"
+
+
+def test_models_import_no_data_training_inference_demo_or_command_line_code():
+    graph = import_graph()
+    models = [m for m in graph if _in(m, (MODELS,))]
+    assert len(models) > 10
+    for name in models:
         reached = nx.descendants(graph, name)
         bad = sorted(m for m in reached if _in(m, ABOVE_MODELS))
         assert not bad, f"{name} imports (directly or through others) {bad}"
@@ -115,7 +128,7 @@ def test_the_library_never_imports_the_command_line():
     graph = import_graph()
     for source, target in graph.edges:
         if _in(target, COMMAND_LINE) and not _in(source, COMMAND_LINE):
-            # A package may register its command-line module's commands only through cli.py.
+            # A package may register its command-line module's commands only through cli/main.py.
             raise AssertionError(f"{source} imports the command-line module {target}")
 
 

@@ -17,7 +17,7 @@ from videogpt_core.data.hdf5 import HDF5VideoDataset
 from videogpt_core.data.transforms import from_model_video
 from videogpt_core.data.ucf101 import UCF101Dataset
 from videogpt_core.data.video_folder import VideoFolderDataset
-from videogpt_core.video_io import read_video, video_metadata, write_avi, write_gif, write_mp4
+from videogpt_core.io.video_io import read_video, video_metadata, write_avi, write_gif, write_mp4
 
 
 def numbered_frames(n_frames: int, size: int = 16, base: int = 0) -> np.ndarray:

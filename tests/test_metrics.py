@@ -1,11 +1,12 @@
-"""Tests for videogpt_core.metrics: known values and independent reference computations (FVD: test_fvd.py)."""
+"""Tests for videogpt_core.evaluation.metrics: known values and independent reference computations
+(FVD: test_fvd.py)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from videogpt_core import metrics
+from videogpt_core.evaluation import metrics
 
 
 def _videos(seed: int, shape=(2, 3, 4, 16, 16)) -> torch.Tensor:

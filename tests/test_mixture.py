@@ -137,7 +137,7 @@ def test_mix_shares_and_bad_mixes():
 
 
 def test_make_dataset_mixture_command(tmp_path, capsys):
-    from videogpt_core.cli import main
+    from videogpt_core.cli.main import main
 
     argv = ["make-dataset", "mixture", "--out", str(tmp_path), "--n", "3", "--n-test", "1", "--frames", "4",
             "--mix", FAST_MIX, "--quiet"]

@@ -1,4 +1,4 @@
-"""videogpt_core/model_folders.py: one set of rules turns a path into a pipeline folder or a codec folder, and
+"""videogpt_core/models/model_folders.py: one set of rules turns a path into a pipeline folder or a codec folder, and
 every loader (the commands, the evaluation, the demo's registries) follows it. The checks below compare each
 caller with the rules on every kind of folder, so a caller that walks folders its own way again fails here."""
 from __future__ import annotations
@@ -8,10 +8,10 @@ import shutil
 import pytest
 from tiny_models import tiny_prior, tiny_vqvae
 
-from videogpt_core.checkpoints import load_codec_and_prior, load_models, load_prior, load_vqvae, save_pipeline
-from videogpt_core.model_folders import (NotAModelFolder, codec_folder, codec_folder_in, find_codec_folders,
-                                         find_pipeline_folders, model_name, pipeline_folder, pipeline_folder_in)
-from videogpt_core.reconstruct import load_codec
+from videogpt_core.codecs.reconstruct import load_codec
+from videogpt_core.models.checkpoints import load_codec_and_prior, load_models, load_prior, load_vqvae, save_pipeline
+from videogpt_core.models.model_folders import (NotAModelFolder, codec_folder, codec_folder_in, find_codec_folders,
+                                                find_pipeline_folders, model_name, pipeline_folder, pipeline_folder_in)
 
 # Folder under root -> (its codec folder, its pipeline folder or None), relative to root.
 KINDS = {

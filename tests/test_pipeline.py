@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from tiny_models import LONGER_VQVAE, greedy_codes, tiny_pipeline
-from videogpt_core.checkpoints import save_pipeline
-from videogpt_core.non_finite import NonFiniteLogitsError
 from videogpt_core.data.transforms import to_model_video
-from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.non_finite import NonFiniteLogitsError
+from videogpt_core.inference.pipeline import VideoGPTPipeline, load_pipeline
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.models.checkpoints import save_pipeline
 
 
 def random_video(n_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -528,7 +528,7 @@ def test_bad_input_fails_before_streaming_starts(conditioned):
 
 def test_load_pipeline_is_a_package_level_name():
     import videogpt_core
-    from videogpt_core import pipeline
+    from videogpt_core.inference import pipeline
 
     assert videogpt_core.load_pipeline is pipeline.load_pipeline
     assert videogpt_core.VideoGPTPipeline is pipeline.VideoGPTPipeline

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from tiny_models import LONGER_VQVAE, tiny_pipeline
 
-from videogpt_core.decode_step import DecodeStep
-from videogpt_core.play import PlaySession
+from videogpt_core.inference.decode_step import DecodeStep
+from videogpt_core.inference.play import PlaySession
 
 ACTIONS = dict(action_dim=2, action_embed_dim=6, action_range=[[-3.0, 3.0], [-3.0, 3.0]])
 

@@ -8,7 +8,7 @@ from demo_helpers import make_checkpoints
 from demo import play_worlds
 from demo.model_registry import ModelRegistry
 from tiny_models import tiny_prior, tiny_vqvae
-from videogpt_core.checkpoints import save_pipeline
+from videogpt_core.models.checkpoints import save_pipeline
 
 PER_FRAME_VIZDOOM = dict(n_cond_frames=1, frame_encoder_widths=(8, 8, 8, 12), frame_encoder_blocks=(1, 1, 1, 1),
                          action_dim=3, action_embed_dim=6, action_range=[[0.0, 1.0]] * 3)

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from videogpt_core.conditions import Conditions
 from videogpt_core import VQVAE, VideoGPT, VideoGPTConfig
-from videogpt_core.prior import PriorLayerNorm
+from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.prior import PriorLayerNorm
 
 LATENT = (2, 2, 3)  # non-cubic, so a wrong raster order shows
 SEQUENCE_LENGTH = 4  # two frames per latent step
@@ -413,7 +413,7 @@ def test_overfits_a_tiny_batch():
 def test_the_frame_encoder_runs_one_frame_as_a_2d_convolution_and_stays_finite_in_bf16():
     """One conditioning frame: the same features as the plain 3D convolutions, and finite under CPU bf16
     autocast (oneDNN's bf16 Conv3d on a one-frame, three-channel input returned NaN on an AVX-512-BF16 CPU)."""
-    from videogpt_core.frame_encoder import FrameConv3d, FrameEncoder
+    from videogpt_core.models.frame_encoder import FrameConv3d, FrameEncoder
 
     torch.manual_seed(0)
     encoder = FrameEncoder((8, 8, 8, 12), (1, 1, 1, 1)).eval()

@@ -12,11 +12,11 @@ import torch.nn.functional as F
 
 from benchmarks import sampling
 from tiny_models import random_inputs, tiny_prior, tiny_vqvae
-from videogpt_core.checkpoints import save_pipeline
-from videogpt_core.conditions import Conditions
-from videogpt_core.pipeline import VideoGPTPipeline, load_pipeline
-from videogpt_core.quantization import Int8Linear, TransposedLinear, check_quantize
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.pipeline import VideoGPTPipeline, load_pipeline
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.models.checkpoints import save_pipeline
+from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.quantization import Int8Linear, TransposedLinear, check_quantize
 
 # Measured on the tiny priors: up to 2.3 % relative logit error and 1 argmax flip in 64 positions; at the
 # reference BAIR size (random weights) 1.5-2 % and 96-99 % of argmaxes kept. The bounds leave room for

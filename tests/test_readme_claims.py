@@ -33,10 +33,10 @@ def test_the_baseline_figure_is_what_the_script_computes():
     pytest.importorskip("gradio")  # the held-out clips ship inside it
     import gradio
 
-    from videogpt_core.codec_baseline import block_means
+    from videogpt_core.codecs.codec_baseline import block_means
 
-    from videogpt_core.reconstruct import _psnr_per_frame, prepare_clip
-    from videogpt_core.reconstruct_cli import read_clip
+    from videogpt_core.cli.reconstruct import read_clip
+    from videogpt_core.codecs.reconstruct import _psnr_per_frame, prepare_clip
 
     videos = Path(gradio.__file__).parent / "media_assets" / "videos"
     scores = []

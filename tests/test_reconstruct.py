@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from tiny_models import tiny_pipeline, tiny_vqvae
-from videogpt_core.checkpoints import save_pipeline
-from videogpt_core.cli import main
-from videogpt_core.comparison_video import HEADER_PX
-from videogpt_core.reconstruct import load_codec, reconstruct_clip
-from videogpt_core.video_io import read_video, write_mp4
+from videogpt_core.cli.main import main
+from videogpt_core.codecs.comparison_video import HEADER_PX
+from videogpt_core.codecs.reconstruct import load_codec, reconstruct_clip
+from videogpt_core.io.video_io import read_video, write_mp4
+from videogpt_core.models.checkpoints import save_pipeline
 
 KEYS = {"psnr", "psnr_per_frame", "ssim", "bits", "raw_bits", "compression_ratio", "codebook_usage"}
 

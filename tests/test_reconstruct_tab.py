@@ -19,11 +19,11 @@ from tiny_models import tiny_vqvae
 
 from demo.output_store import OutputStore
 from demo.reconstruct_tab import MAX_FRAMES, CodecRegistry, reconstruct
-from videogpt_core.codec_baseline import block_means
-from videogpt_core.model_folders import find_codec_folders
-from videogpt_core.reconstruct import compare_codecs, load_codec, prepare_clip
-from videogpt_core.video_io import read_video, write_gif, write_mp4
-from videogpt_core.video_probe import probe_stream
+from videogpt_core.codecs.codec_baseline import block_means
+from videogpt_core.codecs.reconstruct import compare_codecs, load_codec, prepare_clip
+from videogpt_core.io.video_io import read_video, write_gif, write_mp4
+from videogpt_core.io.video_probe import probe_stream
+from videogpt_core.models.model_folders import find_codec_folders
 
 GENERAL = "general-codec-2x4x4"
 REPORT_KEYS = {"psnr", "psnr_per_frame", "ssim", "bits", "raw_bits", "compression_ratio", "codebook_usage"}

@@ -16,9 +16,9 @@ import torch
 
 import reference_impl
 from videogpt_core import VQVAE
-from videogpt_core.checkpoints import load_models
-from videogpt_core.cli import main as cli_main
-from videogpt_core.reference import convert_reference, read_lightning_checkpoint
+from videogpt_core.cli.main import main as cli_main
+from videogpt_core.models.checkpoints import load_models
+from videogpt_core.models.reference import convert_reference, read_lightning_checkpoint
 
 KEY_LISTING = Path(__file__).parent / "data" / "reference_state_dict_keys.txt"
 

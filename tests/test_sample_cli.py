@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from tiny_models import LONGER_VQVAE, tiny_pipeline
-from videogpt_core import cli
-from videogpt_core.checkpoints import save_pipeline
-from videogpt_core.sample_cli import add_commands, load_actions, tile_side_by_side
-from videogpt_core.video_io import read_video, write_mp4
-from videogpt_core.video_probe import probe_stream
+import videogpt_core.cli.main as cli
+from videogpt_core.cli.sample import add_commands, load_actions, tile_side_by_side
+from videogpt_core.io.video_io import read_video, write_mp4
+from videogpt_core.io.video_probe import probe_stream
+from videogpt_core.models.checkpoints import save_pipeline
 
 
 def run(argv: list[str]) -> int:
@@ -67,7 +67,7 @@ def test_same_seed_same_file_printed_seed_reproduces(tmp_path, plain_dir, capsys
 
 def test_gif_holds_the_pipeline_frames(tmp_path, plain_dir):
     # The gif palette is lossy, so compare loosely with what the pipeline makes for the same seed.
-    from videogpt_core.pipeline import load_pipeline
+    from videogpt_core.inference.pipeline import load_pipeline
 
     gif = tmp_path / "x.gif"
     run(["--checkpoint", plain_dir, "--gif", str(gif), "--seed", "9", "--scale", "1", "--quiet"])

@@ -9,13 +9,13 @@ import torch
 
 from tiny_models import (CONDITIONINGS, greedy_codes, random_inputs, tiny_prior, tiny_vqvae,
                          unconditional_twin)
-from videogpt_core.code_picker import draw
-from videogpt_core.conditions import Conditions
-from videogpt_core.decode_step import DecodeStep
-from videogpt_core.prior import VideoGPT
-from videogpt_core.sampling import WindowSampler, generate_codes
-from videogpt_core.sampling_options import SamplingOptions, process_logits
-from videogpt_core.speculative import DRAFTS, SpeculationStats, accept_proposals, propose
+from videogpt_core.inference.code_picker import draw
+from videogpt_core.inference.decode_step import DecodeStep
+from videogpt_core.inference.sampling import WindowSampler, generate_codes
+from videogpt_core.inference.sampling_options import SamplingOptions, process_logits
+from videogpt_core.inference.speculative import DRAFTS, SpeculationStats, accept_proposals, propose
+from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.prior import VideoGPT
 
 
 @pytest.fixture(scope="module")
@@ -390,7 +390,7 @@ def test_speculative_samples_follow_the_exact_distribution(options):
 
 def test_pipeline_reports_acceptance_and_samples_what_one_code_decoding_samples():
     from tiny_models import tiny_pipeline
-    from videogpt_core.pipeline import VideoGPTPipeline
+    from videogpt_core.inference.pipeline import VideoGPTPipeline
 
     plain = tiny_pipeline("class", seed=3)
     speculative = VideoGPTPipeline(plain.vqvae, plain.prior, device="cpu", vqvae_bf16=False, draft_tokens=4)

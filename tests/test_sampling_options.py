@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from videogpt_core.sampling_options import SamplingOptions, penalize_repeats, process_logits
+from videogpt_core.inference.sampling_options import SamplingOptions, penalize_repeats, process_logits
 
 
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,

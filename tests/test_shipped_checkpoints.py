@@ -9,9 +9,9 @@ import torch
 import videogpt_core
 from videogpt_core.data.transforms import to_model_video
 from videogpt_core.data.worlds.pusher import generate_pusher_episode
-from videogpt_core.metrics import psnr_per_frame
-from videogpt_core.sampling_options import SamplingOptions
-from videogpt_core.video_io import read_video
+from videogpt_core.evaluation.metrics import psnr_per_frame
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.io.video_io import read_video
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINTS = REPO / "checkpoints"
@@ -77,8 +77,8 @@ def test_clips_longer_than_a_window_reconstruct_window_by_window(pusher):
 
 
 def test_the_general_codec_is_complete_documented_and_reconstructs_a_photo_clip():
-    from videogpt_core.reconstruct import compare_codecs, load_codec
-    from videogpt_core.video_io import read_video
+    from videogpt_core.codecs.reconstruct import compare_codecs, load_codec
+    from videogpt_core.io.video_io import read_video
 
     folder = CHECKPOINTS / "general-codec-4x4x4"
     files = [p for p in folder.rglob("*") if p.is_file()]
@@ -97,7 +97,7 @@ def test_the_general_codec_is_complete_documented_and_reconstructs_a_photo_clip(
 @pytest.mark.parametrize("world", WORLD_MODELS)
 def test_world_models_roll_their_world_forward_from_a_test_frame(world):
     from demo.action_presets import preset_actions, presets_for
-    from videogpt_core.video_io import read_image
+    from videogpt_core.io.video_io import read_image
 
     pipeline = videogpt_core.load_pipeline(CHECKPOINTS / world, threads=1)
     cfg = pipeline.config

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from tiny_models import TINY_FRAME_ENCODER, tiny_prior, tiny_vqvae
-from videogpt_core.checkpoints import save_pipeline
 from videogpt_core.data import open_dataset
 from videogpt_core.data.codes import CodeDataset, encode_dataset
 from videogpt_core.data.make_dataset import add_commands, write_world_dataset
@@ -19,6 +18,7 @@ from videogpt_core.data.worlds import TEST_SEED_OFFSET, get_world
 from videogpt_core.data.worlds.simulators import close_simulators
 from videogpt_core.evaluation.evaluate import evaluate
 from videogpt_core.evaluation.rollout_scores import video_psnr
+from videogpt_core.models.checkpoints import save_pipeline
 
 pytest.importorskip("vizdoom", reason='the simulators are an optional extra: pip install -e ".[worlds]"')
 pytest.importorskip("gymnasium_robotics", reason='the simulators are an optional extra: pip install -e ".[worlds]"')

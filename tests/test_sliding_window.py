@@ -1,6 +1,6 @@
 """The window arithmetic of long generations (pure functions; the pipeline tests check what it produces)."""
-from videogpt_core.sliding_window import (continuation_frames, given_slices, next_window_start, padded_action_frames,
-                                          slices_for)
+from videogpt_core.models.sliding_window import (continuation_frames, given_slices, next_window_start,
+                                                 padded_action_frames, slices_for)
 
 
 def test_windows_of_a_long_video():

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from videogpt_core import cli
-from videogpt_core.space_export import LFS_LIMIT, export_space, front_matter, is_binary, is_pickle
+import videogpt_core.cli.main as cli
+from videogpt_core.cli.space_export import LFS_LIMIT, export_space, front_matter, is_binary, is_pickle
 
 REPO = Path(__file__).resolve().parents[1]
 FRONT = "---\ntitle: T\nsdk: gradio\napp_file: app.py\n---\n"
@@ -157,7 +157,7 @@ def test_the_command(tmp_path, capsys):
 
 
 def test_a_plain_install_exports_the_clone_it_runs_in(tmp_path, monkeypatch):
-    import videogpt_core.space_export as space_export
+    import videogpt_core.cli.space_export as space_export
 
     root = small_repo(tmp_path / "repo")
     monkeypatch.setattr(space_export, "REPO_ROOT", tmp_path / "site-packages")  # no app.py beside the package

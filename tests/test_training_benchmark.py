@@ -6,9 +6,9 @@ import json
 import torch
 
 from benchmarks import training
-from videogpt_core.checkpoints import save_pipeline
-from videogpt_core.prior import VideoGPT
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.models.checkpoints import save_pipeline
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 
 
 def test_recipes_are_compared_interleaved_with_fixed_run_losses(tmp_path, capsys):

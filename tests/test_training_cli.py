@@ -4,11 +4,11 @@ import argparse
 import pytest
 
 from training_helpers import StructuredCodes, TINY_VQVAE, prior_run
-from videogpt_core import cli
+import videogpt_core.cli.main as cli
+from videogpt_core.models.vqvae import VQVAE
 from videogpt_core.training import PriorStageOptions, train_prior
 from videogpt_core.training.cli import add_commands, configs_from_args, configure_prior_parser
 from videogpt_core.training.stage_options import apply_size
-from videogpt_core.vqvae import VQVAE
 
 
 def _prior_parser():

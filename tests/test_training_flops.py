@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.training import recipe_settings
 from benchmarks.training_flops import configuration, measure_configuration
-from videogpt_core.config import VideoGPTConfig
+from videogpt_core.models.config import VideoGPTConfig
 
 
 def _attention_flops(is_causal: bool) -> int:

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from training_helpers import REPO
+from videogpt_core.models.vqvae import VQVAE
 from videogpt_core.training import load_checkpoint
-from videogpt_core.vqvae import VQVAE
 
 
 _SCRIPT = """

@@ -100,7 +100,7 @@ def test_the_time_estimate_leaves_out_the_first_step():
 
 
 def test_a_run_prints_its_size_parameters_and_time_estimate(tmp_path, capsys):
-    from videogpt_core.vqvae import VQVAE
+    from videogpt_core.models.vqvae import VQVAE
 
     class Clips(torch.utils.data.Dataset):
         def __len__(self):

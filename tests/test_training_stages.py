@@ -7,9 +7,9 @@ import torch
 
 from training_helpers import (QUIET, MovingSquares, StructuredCodes, TINY_VQVAE, prior_run, stop_at, trainer_state,
                               vqvae_configs, vqvae_run)
-from videogpt_core.prior import VideoGPT
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 from videogpt_core.training import load_checkpoint, train_prior, train_vqvae
-from videogpt_core.vqvae import VQVAE
 
 
 def test_vqvae_loss_falls_and_run_folder_is_complete(tmp_path):
@@ -107,7 +107,7 @@ def test_prior_loss_falls_and_exports_a_pipeline(tmp_path, tiny_vqvae):
     assert result.losses[0] == pytest.approx(np.log(16), rel=0.05)  # zero-initialised output layer
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert "bits_per_token" in records[0]
-    from videogpt_core.checkpoints import load_models
+    from videogpt_core.models.checkpoints import load_models
     vqvae, prior = load_models(run / "model")
     assert prior.config.n_classes == 2 and prior.config.class_names == ["a", "b"]
     assert torch.equal(prior.codebook, tiny_vqvae.codebook.embeddings)

@@ -15,7 +15,7 @@ import os, sys
 import torch
 torch.set_num_threads(1)
 from safetensors.torch import save_file
-from videogpt_core import cli
+import videogpt_core.cli.main as cli
 from videogpt_core.training.trainer import Trainer
 
 fit = Trainer.fit

@@ -12,7 +12,7 @@ from videogpt_core.data.transforms import (
     resize_center_crop,
     to_model_video,
 )
-from videogpt_core.video_io import (
+from videogpt_core.io.video_io import (
     VideoReadError,
     read_image,
     read_video,
@@ -22,7 +22,7 @@ from videogpt_core.video_io import (
     write_gif,
     write_mp4,
 )
-from videogpt_core.video_probe import probe_stream
+from videogpt_core.io.video_probe import probe_stream
 
 
 def smooth_video(n_frames: int = 10, height: int = 32, width: int = 48) -> np.ndarray:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from videogpt_core import VQVAE, VQVAEConfig
-from videogpt_core.codebook import Codebook
+from videogpt_core.models.codebook import Codebook
 
 
 def tiny_vqvae(**overrides) -> VQVAE:
@@ -173,7 +173,7 @@ def test_the_causal_codec_does_look_at_earlier_frames():
 
 
 def test_configs_without_the_causal_field_load_as_the_reference_codec():
-    from videogpt_core.config import config_from_dict
+    from videogpt_core.models.config import config_from_dict
 
     config = config_from_dict(VQVAEConfig, dict(sequence_length=8, resolution=8, downsample=[2, 2, 2]))
     assert config.causal is False

@@ -19,8 +19,8 @@ from videogpt_core.evaluation.held_turns import (
     held_turn_actions, held_turn_agreement, simulator_turn_shifts, true_frames_turn_shifts,
 )
 from videogpt_core.evaluation.pusher_world import locate_by_colour, locate_gripper, pusher_rollout_scores
-from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.pipeline import VideoGPTPipeline
+from videogpt_core.inference.sampling_options import SamplingOptions
 
 VIZDOOM_NAMES = ["TURN_LEFT", "TURN_RIGHT", "MOVE_FORWARD"]
 

@@ -9,9 +9,9 @@ import dataclasses
 
 import torch
 
-from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.prior import VideoGPT
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.inference.pipeline import VideoGPTPipeline
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 
 # 4 frames of 16x16 -> a (2, 4, 4) grid of 16 codes: 32 tokens, 2 frames per latent slice.
 TINY_VQVAE = dict(embedding_dim=8, n_codes=16, n_hiddens=16, n_res_layers=1, downsample=(2, 4, 4),

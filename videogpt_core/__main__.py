@@ -1,5 +1,5 @@
 import sys
 
-from videogpt_core.cli import main
+from videogpt_core.cli.main import main
 
 sys.exit(main())

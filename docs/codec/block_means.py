@@ -1,5 +1,5 @@
 """The baseline beside a codec's PSNR: keep only the mean colour of every block of its latent grid (no learning,
-24 bits a block against a 1024-code codec's 10 bits a code; videogpt_core/codec_baseline.py) and score it as
+24 bits a block against a 1024-code codec's 10 bits a code; videogpt_core/codecs/codec_baseline.py) and score it as
 `videogpt reconstruct` scores a codec (clip resized and centre-cropped, mean of the per-frame PSNR). Default
 clips: the held-out videos of the general codec's card, as shipped in the gradio package.
 
@@ -10,9 +10,9 @@ import os
 
 import numpy as np
 
-from videogpt_core.codec_baseline import block_means
-from videogpt_core.reconstruct import _psnr_per_frame, prepare_clip
-from videogpt_core.reconstruct_cli import read_clip
+from videogpt_core.cli.reconstruct import read_clip
+from videogpt_core.codecs.codec_baseline import block_means
+from videogpt_core.codecs.reconstruct import _psnr_per_frame, prepare_clip
 
 
 def main() -> None:

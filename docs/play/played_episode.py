@@ -17,8 +17,8 @@ from PIL import Image, ImageDraw
 
 import videogpt_core
 from videogpt_core.data.worlds.controls import pusher_controls
-from videogpt_core.play import PlaySession
-from videogpt_core.video_io import read_image
+from videogpt_core.inference.play import PlaySession
+from videogpt_core.io.video_io import read_image
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = [["right"]] * 3 + [["down"]] * 3 + [["left"]] * 3 + [["up", "right"]] * 2 + [[]]

@@ -48,7 +48,7 @@ def open_dataset(path: str | Path, sequence_length: int, resolution: int | None,
             return HDF5VideoDataset(path, sequence_length, resolution, train=train, **kwargs)
         raise ValueError(
             f"{path} is a single file; a data set is an .hdf5/.h5 file or a folder of videos "
-            "(to read one video use videogpt_core.video_io.read_video)"
+            "(to read one video use videogpt_core.io.video_io.read_video)"
         )
     if (path / "meta.json").is_file() and (path / "codes.npy").is_file():
         raise ValueError(

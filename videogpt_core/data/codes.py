@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from videogpt_core.atomic_files import write_text_atomic
 from videogpt_core.data.transforms import from_model_video, to_model_video
+from videogpt_core.io.atomic_files import write_text_atomic
 
 CACHE_FORMAT = "videogpt-code-cache"
 CACHE_VERSION = 1
@@ -283,8 +283,8 @@ class CodeDataset(Dataset):
 
 
 def _encode_dataset_command(args: argparse.Namespace) -> int:
-    from videogpt_core.checkpoints import load_vqvae
     from videogpt_core.data import open_dataset
+    from videogpt_core.models.checkpoints import load_vqvae
 
     vqvae = load_vqvae(args.checkpoint)
     config = vqvae.config

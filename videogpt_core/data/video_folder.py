@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from videogpt_core.data.transforms import ClipWindows, resize_center_crop, to_model_video
-from videogpt_core.video_io import VIDEO_EXTENSIONS, VideoReadError, read_video, video_metadata
+from videogpt_core.io.video_io import VIDEO_EXTENSIONS, VideoReadError, read_video, video_metadata
 
 # What a bad file can raise while being read; anything else is a bug and propagates.
 READ_ERRORS = (VideoReadError, OSError, EOFError, cv2.error)

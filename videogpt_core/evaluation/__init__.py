@@ -9,5 +9,7 @@
                          digit_classifier.py), simulated_worlds.py (vizdoom_world.py, fetchpush_world.py);
                          rollout_scores.py holds what they share
     cli.py               the `videogpt eval` command line
-FVD lives in videogpt_core/fvd; the metrics themselves in videogpt_core/metrics.py.
+    metrics.py           the metrics themselves: PSNR, SSIM, NMSE, bits per token, codebook usage (training and
+                         the codec comparison use them too)
+FVD lives in videogpt_core/fvd.
 """

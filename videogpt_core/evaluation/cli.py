@@ -11,8 +11,8 @@ from typing import Any
 
 from videogpt_core.evaluation.evaluate import PARTS, evaluate
 from videogpt_core.fvd.fvd import PROTOCOL_CLIPS
-from videogpt_core.quantization import QUANTIZE_MODES
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.models.quantization import QUANTIZE_MODES
 
 # (flag, argparse keywords): one table adds the options and rebuilds the command line for the report.
 _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (

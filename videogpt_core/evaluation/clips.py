@@ -11,11 +11,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from videogpt_core.conditions import Conditions
 from videogpt_core.data.transforms import resize_center_crop, to_model_video
-from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.sampling import generate_codes
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.pipeline import VideoGPTPipeline
+from videogpt_core.inference.sampling import generate_codes
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.models.conditions import Conditions
 
 WORLD_SPLIT = "test"  # world-model rollouts always start from held-out episodes
 

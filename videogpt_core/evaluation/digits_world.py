@@ -14,8 +14,8 @@ from videogpt_core.evaluation.clips import WORLD_SPLIT, batches, first_frames_co
 from videogpt_core.evaluation.digit_classifier import (
     classify_clips, load_digit_classifier, save_digit_classifier, train_digit_classifier,
 )
-from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.pipeline import VideoGPTPipeline
+from videogpt_core.inference.sampling_options import SamplingOptions
 
 CLASSIFIER_FRAMES_PER_CLIP = 4  # the classifier trains on single frames; a few per clip are enough
 

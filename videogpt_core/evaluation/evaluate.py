@@ -14,17 +14,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from videogpt_core.checkpoints import load_codec_and_prior
 from videogpt_core.evaluation.clips import unmet_conditions
 from videogpt_core.evaluation.inputs import open_eval_dataset
 from videogpt_core.evaluation.prior_bits import prior_scores
 from videogpt_core.evaluation.reconstruction import reconstruction_scores
 from videogpt_core.evaluation.worlds import check_world_frames, world_scores, world_unfit_reason
 from videogpt_core.fvd.fvd import PROTOCOL_CLIPS, fvd_scores, load_feature_model
-from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.prior import VideoGPT
-from videogpt_core.sampling_options import SamplingOptions
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.inference.pipeline import VideoGPTPipeline
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.models.checkpoints import load_codec_and_prior
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 
 PARTS = ("recon", "prior", "fvd", "world")
 

@@ -7,11 +7,11 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from videogpt_core.conditions import Conditions
 from videogpt_core.evaluation.clips import batches
-from videogpt_core.metrics import bits_per_token
-from videogpt_core.prior import VideoGPT
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.evaluation.metrics import bits_per_token
+from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 
 
 @torch.no_grad()

@@ -14,8 +14,8 @@ from videogpt_core.data.worlds.pusher import GRIPPER_BODY_COLOUR
 from videogpt_core.evaluation.clips import WORLD_SPLIT, batches, first_frames_condition, resize_clips, sample_clips
 from videogpt_core.evaluation.first_frame import first_frame_scores
 from videogpt_core.evaluation.rollout_scores import mean_position_error, video_psnr
-from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.pipeline import VideoGPTPipeline
+from videogpt_core.inference.sampling_options import SamplingOptions
 
 COLOUR_TOLERANCE = 60.0  # RGB distance: well inside the gap between the palette and the table/gripper
 GRIPPER_TOLERANCE = 45.0

@@ -8,8 +8,8 @@ import torch
 from torch.utils.data import Dataset
 
 from videogpt_core.evaluation.clips import batches
-from videogpt_core.metrics import codebook_usage, psnr_per_frame, ssim
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.evaluation.metrics import codebook_usage, psnr_per_frame, ssim
+from videogpt_core.models.vqvae import VQVAE
 
 SSIM_WINDOW = 11  # metrics.ssim's Gaussian window: smaller frames have no SSIM
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from videogpt_core.metrics import psnr_from_mse
+from videogpt_core.evaluation.metrics import psnr_from_mse
 
 
 def mean_position_error(found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:

@@ -23,9 +23,9 @@ from videogpt_core.evaluation.clips import WORLD_SPLIT, batches, sample_rollouts
 from videogpt_core.evaluation.fetchpush_world import fetchpush_rollout_scores
 from videogpt_core.evaluation.first_frame import first_frame_scores
 from videogpt_core.evaluation.held_turns import held_turn_scores
+from videogpt_core.evaluation.metrics import ssim
 from videogpt_core.evaluation.rollout_scores import video_psnr
 from videogpt_core.evaluation.vizdoom_world import action_names_from_attrs, turn_agreement
-from videogpt_core.metrics import ssim
 
 SIMULATED_WORLDS = ("vizdoom", "fetchpush")
 

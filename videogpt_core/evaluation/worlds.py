@@ -11,8 +11,8 @@ from videogpt_core.evaluation.digits_world import digits_world_scores
 from videogpt_core.evaluation.long_rollouts import long_rollout_scores
 from videogpt_core.evaluation.pusher_world import pusher_world_scores
 from videogpt_core.evaluation.simulated_worlds import SIMULATED_WORLDS, simulated_world_scores
-from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.pipeline import VideoGPTPipeline
+from videogpt_core.inference.sampling_options import SamplingOptions
 
 WORLDS = ("pusher", "digits", *SIMULATED_WORLDS)
 ACTION_WORLDS = ("pusher", *SIMULATED_WORLDS)  # rolled out from test episodes' first frames and actions

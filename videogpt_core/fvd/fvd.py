@@ -17,11 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from videogpt_core.conditions import Conditions
 from videogpt_core.data.transforms import from_model_video
 from videogpt_core.evaluation.clips import batches, sample_clips
 from videogpt_core.fvd.convert_i3d import load_i3d_model
 from videogpt_core.fvd.i3d import I3D_RESOLUTION, InceptionI3D
+from videogpt_core.models.conditions import Conditions
 
 FVD_FRAMES = 16
 PROTOCOL_CLIPS = 2048  # the usual number of clips per side

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videogpt_core.pretrained import PretrainedMixin
+from videogpt_core.models.pretrained import PretrainedMixin
 
 I3D_RESOLUTION = 224  # the frame size I3D was trained on; its final 7x7 average pool assumes it
 MIN_FRAMES = 9  # after the network's 8x temporal downsampling the (2, 7, 7) pool needs 2 time steps

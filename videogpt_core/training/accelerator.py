@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from videogpt_core.devices import cpu_supports_bf16
+from videogpt_core.models.devices import cpu_supports_bf16
 
 
 def has_accelerator_device() -> bool:

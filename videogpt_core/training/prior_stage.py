@@ -8,17 +8,17 @@ import torch
 import torch.nn as nn
 from torch.utils.data import Dataset
 
-from videogpt_core.action_range import action_range_of
-from videogpt_core.checkpoints import load_vqvae
-from videogpt_core.config import VideoGPTConfig, config_from_dict
-from videogpt_core.model_folders import codec_folder
-from videogpt_core.prior import VideoGPT
+from videogpt_core.models.action_range import action_range_of
+from videogpt_core.models.checkpoints import load_vqvae
+from videogpt_core.models.config import VideoGPTConfig, config_from_dict
+from videogpt_core.models.model_folders import codec_folder
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 from videogpt_core.training.prior_task import PriorTask
 from videogpt_core.training.run_folder import saved_task
 from videogpt_core.training.stage_options import PriorStageOptions, announce_size, apply_size
 from videogpt_core.training.trainer import Trainer
 from videogpt_core.training.trainer_config import TrainerConfig, TrainResult
-from videogpt_core.vqvae import VQVAE
 
 
 def _open_codes(options: PriorStageOptions, with_val: bool) -> tuple[Dataset, Dataset | None]:

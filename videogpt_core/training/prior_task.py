@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from videogpt_core.checkpoints import save_pipeline
-from videogpt_core.conditions import Conditions
-from videogpt_core.config import config_to_dict
+from videogpt_core.models.checkpoints import save_pipeline
+from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.config import config_to_dict
 from videogpt_core.training.media import MEDIA_VIDEOS, write_video_summary
 from videogpt_core.training.task import TrainingTask
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from videogpt_core.atomic_files import fsync_dir, fsync_file, replace_directory
+from videogpt_core.io.atomic_files import fsync_dir, fsync_file, replace_directory
 
 CHECKPOINT_DIR = "checkpoint"  # RUN_DIR/checkpoint: the full trainer state
 MODEL_DIR = "model"  # RUN_DIR/model: the exported save_pretrained folder(s)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from videogpt_core.atomic_files import write_text_atomic
+from videogpt_core.io.atomic_files import write_text_atomic
 from videogpt_core.training.run_folder import LOG_DIR, METRICS_FILE
 
 

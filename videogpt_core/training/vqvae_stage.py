@@ -8,13 +8,13 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
-from videogpt_core.config import VQVAEConfig, config_from_dict
+from videogpt_core.models.config import VQVAEConfig, config_from_dict
+from videogpt_core.models.vqvae import VQVAE
 from videogpt_core.training.run_folder import saved_task
 from videogpt_core.training.stage_options import VQVAEStageOptions, announce_size, apply_size
 from videogpt_core.training.trainer import Trainer
 from videogpt_core.training.trainer_config import TrainerConfig, TrainResult
 from videogpt_core.training.vqvae_task import VQVAETask
-from videogpt_core.vqvae import VQVAE
 
 MODEL_OPTIONS = ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "downsample", "causal", "per_frame",
                  "sequence_length", "resolution")
@@ -49,7 +49,7 @@ def _open_videos(options: VQVAEStageOptions, model_config: VQVAEConfig,
 def _starting_model(options: VQVAEStageOptions) -> VQVAE:
     """Fine-tuning: the model of --init-from, its frame size and clip length replaced by the options' (the
     network is convolutional, so the weights fit any size the downsampling divides)."""
-    from videogpt_core.checkpoints import load_vqvae
+    from videogpt_core.models.checkpoints import load_vqvae
 
     model = load_vqvae(options.init_from)
     shape = {name: getattr(options, name) for name in MODEL_OPTIONS if name not in ("sequence_length", "resolution")}

@@ -5,8 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from videogpt_core.config import config_to_dict
-from videogpt_core.metrics import psnr_from_mse
+from videogpt_core.evaluation.metrics import psnr_from_mse
+from videogpt_core.models.config import config_to_dict
 from videogpt_core.training.media import MEDIA_VIDEOS, write_video_summary
 from videogpt_core.training.task import TrainingTask
 

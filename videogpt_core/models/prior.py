@@ -1,7 +1,7 @@
 """The VideoGPT prior: a GPT over the VQ-VAE's codes, conditioned on first frames, a class and/or actions.
 
 Teacher-forced `forward` for training, and `start_decoding` / `prefill` / `decode_step` / `verify` for
-fast sampling with a static per-layer KV cache (see sampling.py for the loop). Both run the same blocks
+fast sampling with a static per-layer KV cache (see inference/sampling.py for the loop). Both run the same blocks
 and block loop (prior_blocks.py); decoding runs them on a decoding copy whose linear layers use the decode
 step's weight layouts (decoding.py). Parameter names follow the reference implementation where it has the
 same parts, so its checkpoints convert with a few renames.
@@ -14,14 +14,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from videogpt_core.conditions import Conditions
-from videogpt_core.config import VideoGPTConfig
-from videogpt_core.decoding import DecodeState, new_state
-from videogpt_core.frame_encoder import FrameEncoder
-from videogpt_core.pretrained import PretrainedMixin
-from videogpt_core.prior_blocks import (BlockCondition, Condition, GeLU2, PriorBlock, PriorLayerNorm,
-                                        run_blocks)
-from videogpt_core.quantization import check_quantize
+from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.config import VideoGPTConfig
+from videogpt_core.models.decoding import DecodeState, new_state
+from videogpt_core.models.frame_encoder import FrameEncoder
+from videogpt_core.models.pretrained import PretrainedMixin
+from videogpt_core.models.prior_blocks import (BlockCondition, Condition, GeLU2, PriorBlock, PriorLayerNorm,
+                                               run_blocks)
+from videogpt_core.models.quantization import check_quantize
 
 __all__ = ["BroadcastPosEmbed", "Condition", "DecodeState", "GeLU2", "PriorBlock", "PriorLayerNorm", "VideoGPT"]
 

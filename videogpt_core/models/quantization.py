@@ -1,6 +1,6 @@
 """Linear layers in the decode step's weight layouts: float weights transposed, or int8 (`quantize="int8"`).
 
-A decoding copy of the prior (videogpt_core.decoding) swaps each of its nn.Linear layers for one of these;
+A decoding copy of the prior (videogpt_core.models.decoding) swaps each of its nn.Linear layers for one of these;
 the training model keeps nn.Linear and its state-dict keys.
 
 At batch 1 a decode step mostly streams weights from memory: `x @ W` with W stored (in, out) is about

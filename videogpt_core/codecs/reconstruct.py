@@ -5,7 +5,7 @@ each latent block's mean colour (codec_baseline.py), the figure a codec has to b
 A codec is a VQ-VAE folder (config.json + model.safetensors), a pipeline folder holding vqvae/, or a
 training run folder holding model/. The VQ-VAEs are convolutional with axial attention and no position
 encodings, so they run at any frame size their spatial downsampling divides (64 px models at 128 px too);
-long clips go through window by window of the length each was trained on (codec_windows.py).
+long clips go through window by window of the length each was trained on (inference/codec_windows.py).
 """
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videogpt_core.checkpoints import load_vqvae
-from videogpt_core.codec_baseline import block_mean_bits, block_means
-from videogpt_core.codec_windows import reconstruct_in_windows
+from videogpt_core.codecs.codec_baseline import block_mean_bits, block_means
 from videogpt_core.data.transforms import resize_center_crop, to_model_video
-from videogpt_core.metrics import psnr_per_frame, ssim
-from videogpt_core.model_folders import codec_folder, model_name
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.evaluation.metrics import psnr_per_frame, ssim
+from videogpt_core.inference.codec_windows import reconstruct_in_windows
+from videogpt_core.models.checkpoints import load_vqvae
+from videogpt_core.models.model_folders import codec_folder, model_name
+from videogpt_core.models.vqvae import VQVAE
 
 MAX_FRAMES = 1000  # longer inputs are refused unless the caller picks a span or raises the cap
 PSNR_CAP_DB = 100.0  # a frame reconstructed exactly has infinite PSNR; reported as this (JSON has no inf)

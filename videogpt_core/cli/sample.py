@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from videogpt_core.sampling_options import SamplingOptions
-from videogpt_core.video_io import VIDEO_EXTENSIONS, read_image, read_video, write_gif, write_mp4
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.io.video_io import VIDEO_EXTENSIONS, read_image, read_video, write_gif, write_mp4
 
 OUTPUT_WRITERS = {".mp4": write_mp4, ".gif": write_gif}
 # Models differ in their action columns (`action_dim` in prior/config.json): the shipped ones, in order.
@@ -109,7 +109,7 @@ def _check_output_size(args: argparse.Namespace, resolution: int) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from videogpt_core.pipeline import load_pipeline
+    from videogpt_core.inference.pipeline import load_pipeline
 
     paths = _output_paths(args)
     _check_numbers(args)

@@ -2,7 +2,7 @@
 codec (VQ-VAE), a prior, or both; and `save_pipeline`, its inverse.
 
 Which folder holds which model is model_folders.py's; each model's own format (config.json + model.safetensors)
-is pretrained.py's. `load_pipeline` (pipeline.py) wraps `load_models` in a pipeline.
+is pretrained.py's. `load_pipeline` (inference/pipeline.py) wraps `load_models` in a pipeline.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from videogpt_core.model_folders import codec_folder, pipeline_folder, pipeline_folder_in
-from videogpt_core.pretrained import CONFIG_NAME, WEIGHTS_NAME
-from videogpt_core.prior import VideoGPT
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.models.model_folders import codec_folder, pipeline_folder, pipeline_folder_in
+from videogpt_core.models.pretrained import CONFIG_NAME, WEIGHTS_NAME
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "load_codec_and_prior", "load_models", "load_prior", "load_vqvae",
            "save_pipeline"]

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from videogpt_core.pretrained import CONFIG_NAME
+from videogpt_core.models.pretrained import CONFIG_NAME
 
 __all__ = ["NotAModelFolder", "codec_folder", "codec_folder_in", "find_codec_folders", "find_pipeline_folders",
            "is_pipeline_folder", "model_name", "pipeline_folder", "pipeline_folder_in"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from videogpt_core.conditions import Conditions
+from videogpt_core.models.conditions import Conditions
 
 DECODE_MODES = ("eager", "compiled", "cuda_graph")
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from videogpt_core.conditions import Conditions
 from videogpt_core.data.transforms import resize_center_crop
-from videogpt_core.pipeline import VideoGPTPipeline
-from videogpt_core.sampling import WindowSampler
-from videogpt_core.sampling_options import SamplingOptions
-from videogpt_core.user_inputs import whole_number
+from videogpt_core.inference.pipeline import VideoGPTPipeline
+from videogpt_core.inference.sampling import WindowSampler
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.inference.user_inputs import whole_number
+from videogpt_core.models.conditions import Conditions
 
 
 @dataclass

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from videogpt_core.checkpoints import save_pipeline
-from videogpt_core.config import VideoGPTConfig, VQVAEConfig
-from videogpt_core.prior import VideoGPT
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.models.checkpoints import save_pipeline
+from videogpt_core.models.config import VideoGPTConfig, VQVAEConfig
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.vqvae import VQVAE
 
 # Reference prior key prefix -> ours (the VQ-VAE's keys are the same as ours).
 _PRIOR_RENAMES = [

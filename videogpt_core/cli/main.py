@@ -11,15 +11,15 @@ import sys
 
 # Modules that define `add_commands(subparsers)`; each subparser sets `func(args) -> int | None`.
 COMMAND_MODULES = (
-    "videogpt_core.reference",
+    "videogpt_core.models.reference",
     "videogpt_core.data.make_dataset",
     "videogpt_core.data.codes",
     "videogpt_core.training.cli",
     "videogpt_core.evaluation.cli",
     "videogpt_core.fvd.convert_i3d",
-    "videogpt_core.sample_cli",
-    "videogpt_core.reconstruct_cli",
-    "videogpt_core.space_export",
+    "videogpt_core.cli.sample",
+    "videogpt_core.cli.reconstruct",
+    "videogpt_core.cli.space_export",
 )
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from videogpt_core.attention import CacheWindow, KVCache
-from videogpt_core.prior_blocks import Condition, PriorBlock, run_blocks
-from videogpt_core.quantization import decode_linear
+from videogpt_core.models.attention import CacheWindow, KVCache
+from videogpt_core.models.prior_blocks import Condition, PriorBlock, run_blocks
+from videogpt_core.models.quantization import decode_linear
 
 _LOCK = threading.Lock()  # two generations must not take the same kept state or build the same copy
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from videogpt_core.conditions import Conditions
-from videogpt_core.sampling_options import SamplingOptions
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.models.conditions import Conditions
 
 
 def draw(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

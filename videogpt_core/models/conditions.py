@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from videogpt_core.sliding_window import padded_action_frames
+from videogpt_core.models.sliding_window import padded_action_frames
 
 
 @dataclass(frozen=True)

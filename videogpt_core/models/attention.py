@@ -100,7 +100,7 @@ class MultiHeadAttention(nn.Module):
         nn.init.normal_(self.w_ks.weight, std=1.0 / math.sqrt(dim_kv))
         nn.init.normal_(self.w_vs.weight, std=1.0 / math.sqrt(dim_kv))
         nn.init.normal_(self.fc.weight, std=1.0 / math.sqrt(dim_q * n_layers))
-        # A decoding copy (videogpt_core.decoding) replaces w_qs, w_ks, w_vs by one fused projection here.
+        # A decoding copy (videogpt_core.models.decoding) replaces w_qs, w_ks, w_vs by one fused projection here.
         self.w_qkv: nn.Module | None = None
 
     def split_heads(self, x: torch.Tensor, head_dim: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from videogpt_core.data.transforms import from_model_video
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.models.vqvae import VQVAE
 
 
 def pad_to_window(video: torch.Tensor, length: int) -> torch.Tensor:

@@ -13,21 +13,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from videogpt_core.checkpoints import load_models
-from videogpt_core.codec_windows import pad_to_window, reconstruct_in_windows
-from videogpt_core.conditions import Conditions
 from videogpt_core.data.transforms import from_model_video, to_model_video
-from videogpt_core.decode_step import DecodeStep, default_decode_mode
-from videogpt_core.devices import cpu_supports_bf16, resolve_device
-from videogpt_core.non_finite import NonFiniteLogitsError
-from videogpt_core.prior import VideoGPT
-from videogpt_core.quantization import check_quantize
-from videogpt_core.sampling import generate_codes
-from videogpt_core.sampling_options import SamplingOptions
-from videogpt_core.sliding_window import given_slices, next_window_start, slices_for
-from videogpt_core.speculative import SpeculationStats, check_draft
-from videogpt_core.user_inputs import action_rows, class_index, class_names, model_frames, whole_number
-from videogpt_core.vqvae import VQVAE
+from videogpt_core.inference.codec_windows import pad_to_window, reconstruct_in_windows
+from videogpt_core.inference.decode_step import DecodeStep, default_decode_mode
+from videogpt_core.inference.non_finite import NonFiniteLogitsError
+from videogpt_core.inference.sampling import generate_codes
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.inference.speculative import SpeculationStats, check_draft
+from videogpt_core.inference.user_inputs import action_rows, class_index, class_names, model_frames, whole_number
+from videogpt_core.models.checkpoints import load_models
+from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.devices import cpu_supports_bf16, resolve_device
+from videogpt_core.models.prior import VideoGPT
+from videogpt_core.models.quantization import check_quantize
+from videogpt_core.models.sliding_window import given_slices, next_window_start, slices_for
+from videogpt_core.models.vqvae import VQVAE
 
 
 @dataclass
@@ -222,7 +222,8 @@ class VideoGPTPipeline:
 
     def _run(self, n, frames, label, actions, options: SamplingOptions, seed, n_frames,
              progressive: bool) -> Iterator[StreamUpdate]:
-        """Check the request, then sample window after window (see sliding_window.py) until the video is whole."""
+        """Check the request, then sample window after window (see models/sliding_window.py) until the video is
+        whole."""
         request = self._request(n, frames, label, actions, options, seed, n_frames)
         with torch.no_grad(), self.autocast():
             progress = self._first_window(request)

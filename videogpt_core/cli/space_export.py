@@ -15,9 +15,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from videogpt_core.model_folders import find_codec_folders
+from videogpt_core.models.model_folders import find_codec_folders
 
-REPO_ROOT = Path(__file__).resolve().parents[1]  # a clone's root, when the package runs from the clone
+REPO_ROOT = Path(__file__).resolve().parents[2]  # a clone's root, when the package runs from the clone
 FILES = ("app.py", "requirements.txt")
 FOLDERS = ("demo", "videogpt_core", "checkpoints")
 SKIPPED_FOLDERS = {"__pycache__", ".pytest_cache", ".gradio"}

@@ -16,10 +16,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from videogpt_core.attention import AxialBlock
-from videogpt_core.codebook import Codebook
-from videogpt_core.config import VQVAEConfig
-from videogpt_core.pretrained import PretrainedMixin
+from videogpt_core.models.attention import AxialBlock
+from videogpt_core.models.codebook import Codebook
+from videogpt_core.models.config import VQVAEConfig
+from videogpt_core.models.pretrained import PretrainedMixin
 
 
 def _same_padding(kernel: tuple[int, ...], stride: tuple[int, ...], causal: bool = False) -> tuple[int, ...]:

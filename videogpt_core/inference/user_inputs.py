@@ -8,8 +8,8 @@ import numbers
 import numpy as np
 import torch
 
-from videogpt_core.action_range import check_actions_in_range
 from videogpt_core.data.transforms import resize_center_crop, to_model_video
+from videogpt_core.models.action_range import check_actions_in_range
 
 
 def whole_number(value, name: str, low: int, high: int | None = None) -> int:

@@ -13,8 +13,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from videogpt_core.atomic_files import atomic_path, write_text_atomic
-from videogpt_core.config import config_from_dict, config_to_dict
+from videogpt_core.io.atomic_files import atomic_path, write_text_atomic
+from videogpt_core.models.config import config_from_dict, config_to_dict
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from videogpt_core.devices import resolve_device
-from videogpt_core.reconstruct import MAX_FRAMES, compare_codecs, load_codec
+from videogpt_core.codecs.reconstruct import MAX_FRAMES, compare_codecs, load_codec
+from videogpt_core.models.devices import resolve_device
 
 DEFAULT_FPS = 10.0
 OUTPUT_SUFFIXES = (".mp4", ".gif")
@@ -16,7 +16,7 @@ OUTPUT_SUFFIXES = (".mp4", ".gif")
 def read_clip(path: str | Path, start: int = 0, n_frames: int | None = None, max_frames: int = MAX_FRAMES):
     """(uint8 frames (T, H, W, 3), fps) of `path` from frame `start`: `n_frames` of them, or the whole rest of
     the clip when it has at most `max_frames` (a longer one is refused, so a long film is never decoded whole)."""
-    from videogpt_core.video_io import read_video, video_metadata
+    from videogpt_core.io.video_io import read_video, video_metadata
 
     if start < 0:
         raise ValueError(f"--start must be >= 0, got {start}")
@@ -34,8 +34,8 @@ def read_clip(path: str | Path, start: int = 0, n_frames: int | None = None, max
 
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
-    from videogpt_core.comparison_video import side_by_side
-    from videogpt_core.video_io import write_gif, write_mp4
+    from videogpt_core.codecs.comparison_video import side_by_side
+    from videogpt_core.io.video_io import write_gif, write_mp4
 
     out = Path(args.out)
     if out.suffix.lower() not in OUTPUT_SUFFIXES:

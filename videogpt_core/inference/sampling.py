@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from videogpt_core.code_picker import CodePicker
-from videogpt_core.conditions import Conditions
-from videogpt_core.decode_step import DecodeStep
-from videogpt_core.non_finite import check_finite_logits
-from videogpt_core.prior import VideoGPT
-from videogpt_core.sampling_options import SamplingOptions
-from videogpt_core.speculative import SpeculationStats, accept_proposals, check_draft, propose
+from videogpt_core.inference.code_picker import CodePicker
+from videogpt_core.inference.decode_step import DecodeStep
+from videogpt_core.inference.non_finite import check_finite_logits
+from videogpt_core.inference.sampling_options import SamplingOptions
+from videogpt_core.inference.speculative import SpeculationStats, accept_proposals, check_draft, propose
+from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.prior import VideoGPT
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from videogpt_core.attention import CacheWindow, KVCache, MultiHeadAttention
-from videogpt_core.config import VideoGPTConfig
+from videogpt_core.models.attention import CacheWindow, KVCache, MultiHeadAttention
+from videogpt_core.models.config import VideoGPTConfig
 
 Affine = tuple[torch.Tensor, torch.Tensor]  # a LayerNorm's (g, b): (dim,), or (B, t or n, dim) when conditional
 

@@ -5,7 +5,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from videogpt_core.video_io import PathLike, VideoReadError, existing_file
+from videogpt_core.io.video_io import PathLike, VideoReadError, existing_file
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The command line: `videogpt ...` (main.py) and the sample, reconstruct and export-space commands."""

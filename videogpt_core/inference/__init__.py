@@ -1,0 +1,1 @@
+"""Sampling: user inputs checked, clips encoded, codes drawn window by window and decoded into video."""
