@@ -25,7 +25,7 @@ import videogpt_core
 from videogpt_core.data.worlds import split_seeds
 from videogpt_core.data.worlds.vizdoom import SCENARIOS, replay_vizdoom
 from videogpt_core.evaluation.vizdoom_world import horizontal_shifts, turn_signs
-from videogpt_core.play import PlaySession
+from videogpt_core.inference.play import PlaySession
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"left": ("TURN_LEFT",), "right": ("TURN_RIGHT",), "forward": ("MOVE_FORWARD",),

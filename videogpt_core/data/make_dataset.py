@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from ..atomic_files import atomic_path
+from ..io.atomic_files import atomic_path
 from .episode_workers import WorkerDied, episode_renderer
 from .worlds import SPLITS, TEST_SEED_OFFSET, WORLDS, WorldSpec, checked_episode_counts, get_world, split_seeds
 from .worlds.pusher import MAX_OBJECTS

@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from ...atomic_files import atomic_path
+from ...io.atomic_files import atomic_path
 from ..episode_workers import episode_renderer
 from ..worlds import SPLITS, checked_episode_counts, split_seeds
 from ..worlds.simulators import closing_new_simulators
