@@ -566,3 +566,21 @@ def test_a_non_causal_codec_does_not_keep_the_given_frame():
     actions = np.zeros((4, 2), np.float32)
     frames = [pipe.generate(n=1, frames=first, actions=actions, seed=seed).frames[0, 0] for seed in (0, 1, 2)]
     assert not all(np.array_equal(frames[0], other) for other in frames[1:])
+
+
+def test_a_per_frame_world_model_keeps_the_given_frame_and_plays_frame_by_frame():
+    """The per-frame codec (every frame coded alone) keeps the given frame too; Play, which decodes only a step's
+    new frame with such a codec, shows what decoding the whole window shows."""
+    from videogpt_core.inference.play import PlaySession
+
+    pipe = tiny_pipeline("actions", vqvae_overrides=dict(CAUSAL_PER_FRAME, per_frame=True))
+    first = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    expected_frame = pipe.decode(pipe.vqvae.encode(pipe.prepare_frames(first)))[0, 0]
+    actions = np.random.default_rng(1).normal(size=(6, 2)).astype(np.float32)
+    result = pipe.generate(n=1, frames=first, actions=actions, seed=0, n_frames=6)
+    assert np.array_equal(result.frames[0, 0], expected_frame)
+    session = PlaySession(pipe, first, seed=0)
+    for row in actions[:5]:
+        step = session.step(row)
+        window_frames = pipe.decode(session._window.grid())[0]
+        assert np.array_equal(step.frames[0], window_frames[-1])

@@ -190,8 +190,10 @@ class PlaySession:
                                                                                         - (self.fpl - count):]]
                 slice_rows = torch.cat([torch.stack(shown), checked]) if shown else checked
                 window.next_slice(slice_rows[None], generator)
-                # Decoded with the window's earlier slices, the context the VQ-VAE decodes in.
-                new = pipeline.decode(window.grid())[0, -count:]
+                # Decoded with the window's earlier slices, the context the VQ-VAE decodes in; a per-frame
+                # codec decodes each frame alone, so only the new slice (a step's cost then holds still).
+                grid = window.grid()
+                new = pipeline.decode(grid[:, -1:] if pipeline.vqvae.config.per_frame else grid)[0, -count:]
             seconds = time.perf_counter() - started
             self._frames.extend(new)
             self._actions.extend(rows)
