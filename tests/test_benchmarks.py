@@ -160,3 +160,16 @@ def test_training_harness_smoke(tmp_path, capsys):
     rows = read_report(capsys, out)["results"]
     assert [r["model"] for r in rows] == ["vqvae", "prior"]
     assert rows[1]["tokens_per_s"] == pytest.approx(32 * rows[1]["samples_per_s"])
+
+
+def test_play_step_cost_harness_on_the_shipped_vizdoom(capsys):
+    from benchmarks.play_step_cost import main
+
+    from pathlib import Path
+
+    checkpoint = Path(__file__).resolve().parents[1] / "checkpoints" / "vizdoom"
+    report = main(["--checkpoint", str(checkpoint), "--steps", "22"])
+    assert report["steps"] == 22 and report["median_s_steps_1_10"] > 0 and report["median_s_steps_12_22"] > 0
+    assert report["late_over_early"] == pytest.approx(report["median_s_steps_12_22"] / report["median_s_steps_1_10"],
+                                                      rel=1e-2)
+    assert '"late_over_early"' in capsys.readouterr().out

@@ -1,0 +1,61 @@
+"""Does a Play step cost the same late in a play as early on? Seconds per step over one long play.
+
+    python -m benchmarks.play_step_cost --checkpoint checkpoints/vizdoom --steps 210 --threads 1
+
+Plays one world from a shipped start frame with keys drawn at random (seed 0; every key of the world's
+controls, held for one step), the Play tab's session and defaults, and prints the median step time of steps
+1-10 and of the last 11 steps (200-210 for --steps 210), their ratio, and the load average before and after.
+Steps are the session's own timings (sampling and decoding, not the browser).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+import videogpt_core
+from videogpt_core.data.worlds.controls import controls_for, world_of_model
+from videogpt_core.inference.play import PlaySession
+from videogpt_core.io.video_io import read_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "vizdoom")
+    parser.add_argument("--steps", type=int, default=210)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="the compiled decode step (as the served demo)")
+    args = parser.parse_args(argv)
+    if args.steps < 22:
+        raise SystemExit("--steps must be at least 22 (two groups of 11 steps)")
+    pipeline = videogpt_core.load_pipeline(args.checkpoint, device="cpu", threads=args.threads,
+                                           compile=args.compile)
+    pipeline.warm_up((1,))
+    world = world_of_model(args.checkpoint.name)
+    controls = controls_for(world, pipeline.config.action_dim)
+    start = read_image(ROOT / "demo" / "examples" / f"{world}-test-0.png")
+    session = PlaySession(pipeline, start, seed=0)
+    rng = np.random.default_rng(0)
+    keys = [control.name for control in controls.controls]
+    load_before = os.getloadavg()[0]
+    seconds = []
+    for _ in range(args.steps):
+        held = [keys[int(rng.integers(len(keys)))]]
+        seconds.append(session.step(controls.row(held)).seconds)
+    early, late = float(np.median(seconds[:10])), float(np.median(seconds[-11:]))
+    report = {"checkpoint": str(args.checkpoint), "steps": args.steps, "threads": args.threads,
+              "compiled": args.compile, "median_s_steps_1_10": round(early, 4),
+              f"median_s_steps_{args.steps - 10}_{args.steps}": round(late, 4),
+              "late_over_early": round(late / early, 3),
+              "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+    print(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()
