@@ -140,7 +140,7 @@ class InceptionI3D(PretrainedMixin, nn.Module):
             raise ValueError(f"I3D takes videos (N, 3, T, H, W), got shape {tuple(x.shape)}")
         if tuple(x.shape[3:]) != (I3D_RESOLUTION, I3D_RESOLUTION):
             raise ValueError(f"I3D takes {I3D_RESOLUTION}x{I3D_RESOLUTION} frames, got {x.shape[3]}x{x.shape[4]}; "
-                             "resize them first (videogpt_core.fvd.preprocess_for_i3d)")
+                             "resize them first (videogpt_core.fvd.fvd.preprocess_for_i3d)")
         if x.shape[2] < MIN_FRAMES:
             raise ValueError(f"I3D needs at least {MIN_FRAMES} frames, got {x.shape[2]} (FVD uses 16)")
 
