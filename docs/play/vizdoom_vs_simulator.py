@@ -24,7 +24,8 @@ from PIL import Image, ImageDraw
 import videogpt_core
 from videogpt_core.data.worlds import split_seeds
 from videogpt_core.data.worlds.vizdoom import SCENARIOS, replay_vizdoom
-from videogpt_core.evaluation.vizdoom_world import horizontal_shifts, turn_signs
+from videogpt_core.evaluation.metrics import psnr_from_mse
+from videogpt_core.evaluation.vizdoom_world import MIN_SHIFT_PX, horizontal_shifts, turn_signs
 from videogpt_core.inference.play import PlaySession
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,7 @@ def action_rows(plan: list[str], buttons: tuple[str, ...]) -> np.ndarray:
 
 def psnr_per_step(frames: np.ndarray, reference: np.ndarray) -> np.ndarray:
     mse = ((frames.astype(np.float64) - reference.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
-    return 10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-10))
+    return psnr_from_mse(np.maximum(mse, 1e-10), data_range=255.0).numpy()
 
 
 def sheet(pairs: list[tuple[np.ndarray, np.ndarray, list[str]]], scale: int = 1, gap: int = 2, caption: int = 12
@@ -112,6 +113,8 @@ def main() -> None:
     played_psnr, held_psnr = np.stack(played_psnr), np.stack(held_psnr)
     expected = np.concatenate([s[0] for s in shifts])
     played_shift, simulated_shift = np.concatenate([s[1] for s in shifts]), np.concatenate([s[2] for s in shifts])
+    played_turn = np.where(np.abs(played_shift) >= MIN_SHIFT_PX, np.sign(played_shift), 0.0)
+    simulated_turn = np.where(np.abs(simulated_shift) >= MIN_SHIFT_PX, np.sign(simulated_shift), 0.0)
     report = {
         "checkpoint": str(args.checkpoint), "plays": args.plays, "presses": args.presses,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -120,10 +123,8 @@ def main() -> None:
         "psnr_start_held_by_step": [round(float(v), 2) for v in held_psnr.mean(axis=0)],
         "plays_above_held": int((played_psnr.mean(axis=1) > held_psnr.mean(axis=1)).sum()),
         "turn_steps": int(len(expected)),
-        "turns_the_right_way_played": float(np.mean(np.sign(played_shift) * (np.abs(played_shift) >= 0.5)
-                                                    == expected)),
-        "turns_the_right_way_simulator": float(np.mean(np.sign(simulated_shift) * (np.abs(simulated_shift) >= 0.5)
-                                                       == expected)),
+        "turns_the_right_way_played": float(np.mean(played_turn == expected)),
+        "turns_the_right_way_simulator": float(np.mean(simulated_turn == expected)),
         "step_seconds_median": float(np.median(seconds)),
     }
     print(json.dumps(report, indent=1))
