@@ -584,3 +584,64 @@ def test_a_per_frame_world_model_keeps_the_given_frame_and_plays_frame_by_frame(
         step = session.step(row)
         window_frames = pipe.decode(session._window.grid())[0]
         assert np.array_equal(step.frames[0], window_frames[-1])
+
+
+def test_generate_play_and_evaluation_slide_a_per_frame_window_alike():
+    """Past the window, the pipeline, Play and evaluation's batched rollouts keep the last slices' codes as sampled
+    (one slide, WindowSampler.slid): greedy from the same frame and actions, all three draw the same codes."""
+    from videogpt_core.evaluation.clips import sample_clips
+    from videogpt_core.inference.play import PlaySession
+
+    pipe = tiny_pipeline("actions", vqvae_overrides=dict(CAUSAL_PER_FRAME, per_frame=True))
+    greedy = SamplingOptions(top_k=1)
+    n_frames = 2 * pipe.sequence_length + 1  # two slides
+    first = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    actions = np.random.default_rng(1).normal(size=(n_frames, 2)).astype(np.float32)
+    actions[0] = 0  # the start frame's row, as Play gives it
+    generated = pipe.generate(n=1, frames=first, actions=actions, seed=0, n_frames=n_frames, options=greedy)
+
+    session = PlaySession(pipe, first, seed=0, options=greedy)
+    played = [session.step(row).frames for row in actions[1:]]
+    assert np.array_equal(np.concatenate(played), generated.frames[0, 1:])
+
+    video = pipe.prepare_frames(first)
+    clips = sample_clips(pipe, 1, greedy, torch.Generator().manual_seed(0), actions=torch.from_numpy(actions)[None],
+                         prefix_video=video, n_frames=n_frames)
+    assert np.array_equal(clips[0], generated.frames[0])
+
+
+def test_only_a_full_window_slides_and_it_keeps_part_of_itself():
+    from videogpt_core.inference.sampling import WindowSampler
+    from videogpt_core.models.conditions import Conditions
+
+    pipe = tiny_pipeline("actions", vqvae_overrides=dict(CAUSAL_PER_FRAME, per_frame=True))
+    t = pipe.prior.latent_shape[0]
+    window = WindowSampler(pipe.prior, 1, Conditions(actions=torch.zeros(1, pipe.sequence_length, 2)))
+    window.next_slice()
+    with pytest.raises(ValueError, match="only a full window slides"):
+        window.slid(t - 1)
+    while not window.full:
+        window.next_slice()
+    with pytest.raises(ValueError, match=f"keeps 1..{t - 1} slices"):
+        window.slid(t)
+    slid = window.slid(t - 1)
+    assert torch.equal(slid.grid(), window.grid()[:, 1:]) and slid.slices_done == t - 1
+
+
+def test_play_speculates_as_its_pipeline_says_without_drawing_past_the_step():
+    """A pipeline made with draft_tokens speculates in Play too; greedy, it plays the frames one-code decoding
+    plays, and no verify pass draws a code of the next step, whose key is not pressed yet."""
+    from videogpt_core.inference.play import PlaySession
+
+    overrides = dict(CAUSAL_PER_FRAME, per_frame=True)
+    plain = tiny_pipeline("actions", vqvae_overrides=overrides)
+    speculating = tiny_pipeline("actions", vqvae_overrides=overrides)
+    speculating.draft_tokens, speculating.draft = 8, "previous-slice"
+    first = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    actions = np.random.default_rng(1).normal(size=(9, 2)).astype(np.float32)
+    sessions = [PlaySession(pipe, first, seed=0, options=SamplingOptions(top_k=1)) for pipe in (plain, speculating)]
+    for row in actions:
+        steps = [session.step(row) for session in sessions]
+        assert np.array_equal(steps[0].frames, steps[1].frames)
+        window = sessions[1]._window
+        assert window.speculation is not None and window.position == window.slices_done * window.slice_len

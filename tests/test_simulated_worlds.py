@@ -284,3 +284,24 @@ def test_eval_reports_first_frame_held_turns_and_long_rollouts(vizdoom_file, tmp
     held = np.repeat(truth[:, :1], 2, axis=1)
     assert long["copy_first_frame_psnr"] == pytest.approx(video_psnr(held, truth[:, 4:6]))
     assert long["gain_over_copy_db"] == pytest.approx(long["psnr"] - long["copy_first_frame_psnr"])
+
+
+def test_world_rollout_frames_score_rollouts_past_a_per_frame_window(vizdoom_file, tmp_path):
+    """--world-rollout-frames: every world score (baselines and held turns too) on rollouts longer than the
+    prior's window, which slides with its codes kept; refused for a codec whose codes need their context."""
+    vqvae = tiny_vqvae(0, downsample=(1, 4, 4), causal=True, per_frame=True)
+    prior = tiny_prior(vqvae, "none", 1, action_dim=3, action_embed_dim=6)
+    model = save_pipeline(tmp_path / "per-frame", vqvae, prior)
+    result = evaluate(model, vizdoom_file, what="world", world_samples=3, batch_size=2, seed=3,
+                      world_rollout_frames=6)["world"]
+    assert prior.config.sequence_length == 4 and result["frames"] == 6
+    assert result["held_turns"]["steps"] == 5 and result["first_frame"]["gap_db"] == pytest.approx(0.0)
+    truth, _, _, _ = _test_split(vizdoom_file)
+    held = np.repeat(truth[:, :1], 6, axis=1)
+    assert result["copy_first_frame_baseline"]["psnr"] == pytest.approx(video_psnr(held, truth))
+
+    windowed = tiny_vqvae(0)
+    cross = tiny_prior(windowed, "none", 1, action_dim=3, action_embed_dim=6, n_cond_frames=1, **TINY_FRAME_ENCODER)
+    with pytest.raises(ValueError, match="needs a per-frame codec"):
+        evaluate(save_pipeline(tmp_path / "windowed", windowed, cross), vizdoom_file, what="world",
+                 world_samples=3, world_rollout_frames=6)

@@ -43,6 +43,10 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
                             help="pusher, vizdoom, fetchpush: also roll the test episodes out to N frames (e.g. 32, "
                                  "their stored length), sliding the prior's window, and score the frames after the "
                                  "first window against the first frame held (default: off)")),
+    ("--world-rollout-frames", dict(type=int, default=None, metavar="N",
+                                    help="vizdoom, fetchpush: the frames of every other world score's rollouts "
+                                         "(e.g. 16, to compare priors whose windows differ); past the window it "
+                                         "slides, codes kept as sampled (per-frame codecs; default: the window)")),
     ("--quantize", dict(default=None, choices=QUANTIZE_MODES,
                         help="sample with int8 prior weights (CPU; see `videogpt sample --quantize`)")),
     ("--digit-classifier", dict(default=None, metavar="DIR",
@@ -76,6 +80,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         args.checkpoint, args.data, split=args.split, what=args.what, max_clips=args.max_clips,
         batch_size=args.batch_size, device=args.device, seed=args.seed, frame_stride=args.frame_stride,
         i3d=args.i3d, fvd_samples=args.fvd_samples, world_samples=args.world_samples, world_frames=args.world_frames,
+        world_rollout_frames=args.world_rollout_frames,
         options=SamplingOptions.from_arguments(args), quantize=args.quantize,
         digit_classifier=args.digit_classifier, save_digit_classifier=args.save_digit_classifier,
         digit_classifier_steps=args.digit_classifier_steps, progress=not args.quiet,

@@ -13,9 +13,10 @@ from tqdm import tqdm
 
 from videogpt_core.data.transforms import resize_center_crop, to_model_video
 from videogpt_core.inference.pipeline import VideoGPTPipeline
-from videogpt_core.inference.sampling import generate_codes
+from videogpt_core.inference.sampling import WindowSampler, generate_codes
 from videogpt_core.inference.sampling_options import SamplingOptions
 from videogpt_core.models.conditions import Conditions
+from videogpt_core.models.sliding_window import slices_for
 
 WORLD_SPLIT = "test"  # world-model rollouts always start from held-out episodes
 
@@ -49,21 +50,55 @@ def resize_clips(clips: np.ndarray, size: int) -> np.ndarray:
 @torch.no_grad()
 def sample_clips(pipeline: VideoGPTPipeline, batch: int, options: SamplingOptions, generator: torch.Generator,
                  frames: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                 actions: torch.Tensor | None = None, prefix_video: torch.Tensor | None = None) -> np.ndarray:
-    """One clip of the prior's sequence_length per row, each with its own conditions (unlike
-    pipeline.generate, which shares one condition across its samples): frames (B, 3, k, res, res) for
-    cross-attention, labels (B,), actions (B, T, A), or prefix_video (B, 3, k, res, res) whose codes start
-    the grid (video prediction). Returns uint8 (B, T, H, W, 3)."""
+                 actions: torch.Tensor | None = None, prefix_video: torch.Tensor | None = None,
+                 n_frames: int | None = None) -> np.ndarray:
+    """One clip per row, each with its own conditions (unlike pipeline.generate, which shares one condition
+    across its samples): frames (B, 3, k, res, res) for cross-attention, labels (B,), actions (B, T, A), or
+    prefix_video (B, 3, k, res, res) whose codes start the grid (video prediction). n_frames: the clip's
+    frames, by default the prior's sequence_length; more slide the window along (see `_sliding_codes`).
+    Returns uint8 (B, T, H, W, 3)."""
+    config = pipeline.prior.config
+    n_frames = config.sequence_length if n_frames is None else n_frames
     prefix = None
     if prefix_video is not None:  # encoded inside a whole window, as the pipeline's video prediction does
-        n_slices = prefix_video.shape[2] // pipeline.config.frames_per_latent
+        n_slices = prefix_video.shape[2] // config.frames_per_latent
         prefix = pipeline.encode_prefix(prefix_video.to(pipeline.device), n_slices).flatten(1)
-    codes = None
+    if actions is not None:
+        actions = actions[:, :max(n_frames, config.sequence_length)]
     conditions = Conditions(frames=frames, labels=labels, actions=actions, prefix=prefix)
+    if n_frames > config.sequence_length:
+        return pipeline.decode(_sliding_codes(pipeline, batch, conditions, options, generator, n_frames))[:, :n_frames]
+    codes = None
     for codes, _ in generate_codes(pipeline.prior, batch, conditions, options=options, generator=generator,
                                    quantize=pipeline.quantize):
         pass
-    return pipeline.decode(codes)
+    return pipeline.decode(codes)[:, :n_frames]
+
+
+def _sliding_codes(pipeline: VideoGPTPipeline, batch: int, conditions: Conditions, options: SamplingOptions,
+                   generator: torch.Generator, n_frames: int) -> torch.Tensor:
+    """Codes (B, slices, h, w) of clips longer than the prior's window: each full window slides to its last
+    t - 1 slices as sampled (WindowSampler.slid, as Play does), the next slices' action rows given as they come.
+    Only a per-frame codec's codes stand for their frames alone, wherever the window begins; a frame-conditional
+    prior is not supported (its later windows would need frames decoded on the way)."""
+    config, prior = pipeline.config, pipeline.prior
+    if not pipeline.vqvae.config.per_frame or config.n_cond_frames:
+        raise ValueError(f"clips longer than the window ({config.sequence_length} frames) are sampled here for "
+                         "per-frame codecs without first-frame cross-attention; this model rolls out past its "
+                         "window through pipeline.generate (--world-frames)")
+    fpl, t = config.frames_per_latent, prior.latent_shape[0]
+    all_actions = conditions.actions
+    window = WindowSampler(prior, batch, conditions.replace(
+        actions=None if all_actions is None else all_actions[:, :config.sequence_length]),
+        options=options, generator=generator, quantize=pipeline.quantize)
+    slices = [window.grid()]
+    for index in range(window.slices_done, slices_for(n_frames, fpl)):
+        if window.full:
+            window = window.slid(t - 1)
+        rows = None if all_actions is None else all_actions[:, index * fpl:(index + 1) * fpl]
+        slices.append(window.next_slice(rows)[:, None])
+    window.release()
+    return torch.cat(slices, dim=1)
 
 
 def first_frames_condition(config, clips: np.ndarray, device: torch.device, source: str) -> tuple[dict, str]:
@@ -87,8 +122,9 @@ def first_frames_condition(config, clips: np.ndarray, device: torch.device, sour
 def sample_rollouts(pipeline: VideoGPTPipeline, truth: np.ndarray, action_sets: dict[str, torch.Tensor],
                     batch_size: int, options: SamplingOptions, seed: int) -> tuple[dict[str, np.ndarray], str]:
     """One sampled rollout per true episode (uint8 (N, T, H, W, 3)) and action set ((N, T, A) each), from the
-    episode's true first frame(s), resized to the stored frame size; and how they were conditioned. The action
-    sets share one generator, batch by batch."""
+    episode's true first frame(s), as long as the true episodes (past the prior's window: see sample_clips),
+    resized to the stored frame size; and how they were conditioned. The action sets share one generator,
+    batch by batch."""
     config, device = pipeline.prior.config, pipeline.device
     generator = torch.Generator(device=device).manual_seed(seed)
     conditioning = ""
@@ -98,6 +134,6 @@ def sample_rollouts(pipeline: VideoGPTPipeline, truth: np.ndarray, action_sets: 
         condition, conditioning = first_frames_condition(config, truth[rows], device, "the true rollout")
         for name, actions in action_sets.items():
             clips = sample_clips(pipeline, len(truth[rows]), options, generator,
-                                 actions=actions[rows].to(device), **condition)
+                                 actions=actions[rows].to(device), n_frames=truth.shape[1], **condition)
             rollouts[name].append(resize_clips(clips, truth.shape[2]))
     return {name: np.concatenate(parts) for name, parts in rollouts.items()}, conditioning

@@ -18,7 +18,7 @@ from videogpt_core.evaluation.clips import unmet_conditions
 from videogpt_core.evaluation.inputs import open_eval_dataset
 from videogpt_core.evaluation.prior_bits import prior_scores
 from videogpt_core.evaluation.reconstruction import reconstruction_scores
-from videogpt_core.evaluation.worlds import check_world_frames, world_scores, world_unfit_reason
+from videogpt_core.evaluation.worlds import check_rollout_frames, check_world_frames, world_scores, world_unfit_reason
 from videogpt_core.fvd.fvd import PROTOCOL_CLIPS, fvd_scores, load_feature_model
 from videogpt_core.inference.pipeline import VideoGPTPipeline
 from videogpt_core.inference.sampling_options import SamplingOptions
@@ -153,14 +153,15 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
              what: str | list[str] | None = None, max_clips: int | None = None, batch_size: int = 8,
              device: str | torch.device | None = None, seed: int = 0, frame_stride: int = 1,
              i3d: str | os.PathLike | None = None, fvd_samples: int = PROTOCOL_CLIPS, world_samples: int = 16,
-             world_frames: int | None = None,
+             world_frames: int | None = None, world_rollout_frames: int | None = None,
              options: SamplingOptions | None = None, quantize: str | None = None, digit_classifier: str | os.PathLike | None = None,
              save_digit_classifier: str | os.PathLike | None = None, digit_classifier_steps: int = 400,
              progress: bool = False, command: str | None = None) -> dict[str, Any]:
     """Evaluate a VQ-VAE folder (reconstruction only) or a pipeline folder on a data set; returns a JSON-ready
     dict. `what` picks parts among recon, prior, fvd, world (default: every part that applies; a part named
     explicitly that cannot run raises ValueError). world_frames: the action worlds' episodes are also rolled
-    out to that many frames, past the prior's window. Undefined numbers (e.g. nothing found) are None."""
+    out to that many frames, past the prior's window; world_rollout_frames: the frames of vizdoom's and
+    fetchpush's other world scores (default: the window). Undefined numbers (e.g. nothing found) are None."""
     started = time.perf_counter()
     requested = parse_parts(what)
     _check_counts(max_clips, batch_size=(batch_size, 1), fvd_samples=(fvd_samples, 2),
@@ -180,6 +181,7 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
     parts = _parts_to_run(requested, reasons)
     if "world" in parts:  # a bad --world-frames fails before the slow parts too
         check_world_frames(world_frames, world, prior.config)
+        check_rollout_frames(world_rollout_frames, world, prior.config, vqvae.config.per_frame)
     # A missing or bad I3D fails before the slow parts.
     i3d_model, i3d_source = load_feature_model(i3d, device) if "fvd" in parts else (None, None)
 
@@ -195,7 +197,7 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, *, split: s
             pipeline, data, world, samples=world_samples, batch_size=batch_size, options=options, seed=seed,
             frame_stride=frame_stride, max_clips=max_clips, digit_classifier=digit_classifier,
             save_digit_classifier=save_digit_classifier, digit_classifier_steps=digit_classifier_steps,
-            world_frames=world_frames, progress=progress)),
+            world_frames=world_frames, rollout_frames=world_rollout_frames, progress=progress)),
     }
     timings: dict[str, float] = {}
     for part, (name, score) in scorers.items():

@@ -54,16 +54,18 @@ def _scores(world: str, frames: np.ndarray, truth: np.ndarray, true_actions: np.
                                                               action_names)}
 
 
-def _test_episodes(data: Path, world: str, config, n_episodes: int, batch_size: int, frame_stride: int,
-                   progress: bool) -> dict[str, Any]:
-    """The first n_episodes test episodes of a world file (frames, actions, positions) and its facts (action
-    names, seeds, the simulator options that replay them)."""
+def _test_episodes(data: Path, world: str, config, n_episodes: int, n_frames: int, batch_size: int,
+                   frame_stride: int, progress: bool) -> dict[str, Any]:
+    """The first n_frames of the first n_episodes test episodes of a world file (frames, actions, positions)
+    and its facts (action names, seeds, the simulator options that replay them)."""
     import h5py
 
     from videogpt_core.data.hdf5 import HDF5VideoDataset
 
-    episodes = HDF5VideoDataset(data, config.sequence_length, None, train=False, split=WORLD_SPLIT,
-                                frame_stride=frame_stride)
+    try:
+        episodes = HDF5VideoDataset(data, n_frames, None, train=False, split=WORLD_SPLIT, frame_stride=frame_stride)
+    except ValueError as error:  # say which option asked for more frames than the episodes have
+        raise ValueError(f"rollouts of {n_frames} frames: {error}; give at most the test episodes' length") from None
     if episodes.action_dim != config.action_dim:
         raise ValueError(f"{data} has {episodes.action_dim}-number actions but the prior takes {config.action_dim}")
     if world == "fetchpush" and not episodes.has_positions:
@@ -92,15 +94,18 @@ def _test_episodes(data: Path, world: str, config, n_episodes: int, batch_size: 
 
 @torch.no_grad()
 def simulated_world_scores(pipeline, data: Path, world: str, n_episodes: int, batch_size: int, options, seed: int,
-                           frame_stride: int = 1, progress: bool = False) -> dict[str, Any]:
-    """The world scores of an action-conditional pipeline on a vizdoom or fetchpush world file's test split."""
+                           frame_stride: int = 1, progress: bool = False,
+                           rollout_frames: int | None = None) -> dict[str, Any]:
+    """The world scores of an action-conditional pipeline on a vizdoom or fetchpush world file's test split,
+    on rollouts of `rollout_frames` frames (default: the prior's window; more slide it, see clips.sample_clips)."""
     if world not in SIMULATED_WORLDS:
         raise ValueError(f"simulated world scores are for {', '.join(SIMULATED_WORLDS)}, not {world!r}")
     config = pipeline.prior.config
     if not config.action_dim or config.n_classes:
         raise ValueError(f"{world} rollouts need an action-conditional prior without classes; this one has "
                          f"action_dim={config.action_dim}, n_classes={config.n_classes}")
-    test = _test_episodes(data, world, config, n_episodes, batch_size, frame_stride, progress)
+    n_frames = config.sequence_length if rollout_frames is None else rollout_frames
+    test = _test_episodes(data, world, config, n_episodes, n_frames, batch_size, frame_stride, progress)
     truth_all, actions_all, positions_all = test["truth"], test["actions"], test["positions"]
     action_names, seeds = test["action_names"], test["seeds"]
     other_actions = torch.roll(actions_all, shifts=-1, dims=0)  # episode i driven by episode i+1's actions

@@ -319,18 +319,25 @@ class VideoGPTPipeline:
                 return
 
     def _slide(self, request: "_Request", progress: "_Progress") -> None:
-        """The next window continues the last t - 1 slices' frames as a video prediction (re-encoded together,
-        so the prior and the decoder see codes in their usual context), its conditioning shifted along."""
+        """The next window continues the last t - 1 slices as a video prediction, its conditioning shifted along.
+        A per-frame codec's codes of a frame are the frame's alone, so they are kept as sampled (as Play's
+        window slides, WindowSampler.slid); other codecs' slices are re-encoded together from their frames, so
+        the prior and the decoder see codes in their usual context."""
         cfg, t = self.prior.config, self.prior.latent_shape[0]
         fpl = cfg.frames_per_latent
         progress.window_start = next_window_start(progress.codes.shape[1], t)
-        if t > 1:
+        recent = None
+        if t > 1 and self.vqvae.config.per_frame:
+            progress.kept = progress.codes[:, progress.window_start:]
+        elif t > 1:
             recent = self.as_model_video(progress.shown[:, progress.window_start * fpl:])
             progress.kept = self.encode_prefix(recent, t - 1)
         else:  # a one-slice window keeps nothing; it is conditioned on the last frames shown
             progress.kept = None
             recent = self.as_model_video(progress.shown[:, -cfg.n_cond_frames:]) if cfg.n_cond_frames else None
         if cfg.n_cond_frames:
+            if recent is None:
+                recent = self.as_model_video(progress.shown[:, progress.window_start * fpl:])
             progress.cond_frames = recent[:, :, : cfg.n_cond_frames]
 
 

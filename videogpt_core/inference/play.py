@@ -21,7 +21,7 @@ import torch
 
 from videogpt_core.data.transforms import resize_center_crop
 from videogpt_core.inference.pipeline import VideoGPTPipeline
-from videogpt_core.inference.sampling import WindowSampler
+from videogpt_core.inference.sampling import Speculation, WindowSampler
 from videogpt_core.inference.sampling_options import SamplingOptions
 from videogpt_core.inference.user_inputs import whole_number
 from videogpt_core.models.conditions import Conditions
@@ -227,25 +227,26 @@ class PlaySession:
             return window
         n_cond = cfg.n_cond_frames
         if window is not None:
-            shift = window.slices_done - self.context_slices
-            first = self._window_first + shift * self.fpl
-            conditions = Conditions(frames=self._frame_tensor(first, n_cond) if n_cond else None,
-                                    actions=window.actions[:, shift * self.fpl:],
-                                    prefix=window.grid()[:, shift:].flatten(1))
-        else:
-            partial = self._length % self.fpl  # a start shorter than a slice: its conditioning frames
-            context = partial or min(len(self._frames) // self.fpl, self.context_slices) * self.fpl
-            first = self._length - context
-            video = self._frame_tensor(first, context)
-            prefix = None if partial else pipeline.encode_prefix(video, context // self.fpl)
-            actions = None if partial else torch.from_numpy(np.stack(self._actions[-context:]))[None]
-            conditions = Conditions(frames=video[:, :, :n_cond] if n_cond else None,
-                                    actions=None if actions is None else actions.to(pipeline.device),
-                                    prefix=None if prefix is None else prefix.flatten(1))
+            first = self._window_first + (window.slices_done - self.context_slices) * self.fpl
+            self._window = window.slid(self.context_slices, self._frame_tensor(first, n_cond) if n_cond else None)
+            self._window.set_options(options)
+            self._window_first = first
+            return self._window
+        partial = self._length % self.fpl  # a start shorter than a slice: its conditioning frames
+        context = partial or min(len(self._frames) // self.fpl, self.context_slices) * self.fpl
+        first = self._length - context
+        video = self._frame_tensor(first, context)
+        prefix = None if partial else pipeline.encode_prefix(video, context // self.fpl)
+        actions = None if partial else torch.from_numpy(np.stack(self._actions[-context:]))[None]
+        conditions = Conditions(frames=video[:, :, :n_cond] if n_cond else None,
+                                actions=None if actions is None else actions.to(pipeline.device),
+                                prefix=None if prefix is None else prefix.flatten(1))
         # A CUDA-graph step is run eagerly here: a window held between a player's steps would keep a state at
         # the graph's fixed addresses busy for as long as the player plays.
         step = None if pipeline.decode_step.static else pipeline.decode_step
+        # A pipeline made with draft_tokens speculates here as in generate (exact: the same distribution).
+        speculation = Speculation(pipeline.draft_tokens, pipeline.draft) if (pipeline.draft_tokens or 0) > 1 else None
         self._window = WindowSampler(pipeline.prior, 1, conditions, options=options, quantize=pipeline.quantize,
-                                     step=step)
+                                     step=step, speculation=speculation)
         self._window_first = first
         return self._window

@@ -51,10 +51,14 @@ class WindowSampler:
         self.speculation = None if self.step.static else speculation
         device = prior.fc_in.weight.device
         conditions = conditions or Conditions()
+        # A player's window gets its later slices' action rows one slice at a time (next_slice): nothing past
+        # the slice being sampled may be drawn before its rows are known.
+        self.rows_to_come = conditions.actions is not None and conditions.actions.shape[1] < prior.config.sequence_length
         self.conditions = conditions.replace(actions=_window_actions(prior.config, conditions.actions, batch, device))
         self.picker = CodePicker(options, batch, device, generator)
         self.state = prior.start_decoding(self.picker.rows, self.picker.doubled(self.conditions), drop=self.picker.drop,
                                           quantize=quantize, static=self.step.static)  # checks the conditions
+        self.quantize = quantize
         self.codes = torch.zeros(batch, t * h * w, dtype=torch.long, device=device)
         self.position = 0 if conditions.prefix is None else conditions.prefix.shape[1]  # the next code to draw
         if conditions.prefix is not None:
@@ -84,6 +88,26 @@ class WindowSampler:
 
     def release(self) -> None:
         self.state.release()
+
+    def slid(self, keep: int, frames: torch.Tensor | None = None) -> "WindowSampler":
+        """The window after this full one, which it releases: its last `keep` slices as their codes were sampled
+        (the new window's prefix; nothing decoded or re-encoded), the action rows shifted along (the new
+        slices' rows are given to next_slice), and for a frame-conditional prior `frames`, the first frames of
+        the kept slices (B, 3, K, res, res). Options, generator, quantization and step stay as they were."""
+        if not self.full:
+            raise ValueError("only a full window slides; sample its remaining slices first")
+        t = self.prior.latent_shape[0]
+        if not 1 <= keep < t:
+            raise ValueError(f"a window of {t} slices keeps 1..{t - 1} slices when it slides, got {keep}")
+        shift = t - keep
+        actions = self.actions
+        conditions = self.conditions.replace(
+            frames=frames, prefix=self.grid()[:, shift:].flatten(1),
+            actions=None if actions is None else actions[:, shift * self.prior.config.frames_per_latent:])
+        self.release()
+        return WindowSampler(self.prior, self.batch, conditions, options=self.picker.options,
+                             generator=self.picker.generator, quantize=self.quantize, step=self.step,
+                             speculation=self.speculation)
 
     # ---- sampling -----------------------------------------------------------------------------------
 
@@ -154,9 +178,10 @@ class WindowSampler:
             logits = self._first_logits()
             codes[:, self.position] = self.picker.pick(logits, codes[:, :self.position])
             self.position += 1
-        last, length = self.position - 1, codes.shape[1]  # `last`: drawn, not yet fed
+        last = self.position - 1  # drawn, not yet fed
+        limit = end if self.rows_to_come else codes.shape[1]  # the last position a pass may score, plus one
         while last + 1 < end:
-            k = min(spec.draft_tokens, length - 1 - last)  # positions last+1 .. last+k scored in this pass
+            k = min(spec.draft_tokens, limit - 1 - last)  # positions last+1 .. last+k scored in this pass
             proposals = propose(codes, last, k - 1, spec.draft, self.prior.latent_shape)
             scored = torch.cat([codes[:, last:last + 1], proposals], dim=1)  # the code drawn last, then proposals
             logits = self.prior.verify(self.state, doubled(scored), last + 1)
