@@ -28,15 +28,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "vizdoom")
     parser.add_argument("--steps", type=int, default=210)
+    parser.add_argument("--world", default=None,
+                        help="the world whose example frame starts the play (default: from the checkpoint's name)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="the compiled decode step (as the served demo)")
+    parser.add_argument("--draft-tokens", type=int, default=None,
+                        help="exact speculative sampling, K codes per verify pass (default: one code per step)")
+    parser.add_argument("--draft", default="previous-slice", help="what proposes the codes (with --draft-tokens)")
     args = parser.parse_args(argv)
     if args.steps < 22:
         raise SystemExit("--steps must be at least 22 (two groups of 11 steps)")
     pipeline = videogpt_core.load_pipeline(args.checkpoint, device="cpu", threads=args.threads,
-                                           compile=args.compile)
+                                           compile=args.compile, draft_tokens=args.draft_tokens, draft=args.draft)
     pipeline.warm_up((1,))
-    world = world_of_model(args.checkpoint.name)
+    world = world_of_model(args.world or args.checkpoint.name)
     controls = controls_for(world, pipeline.config.action_dim)
     start = read_image(ROOT / "demo" / "examples" / f"{world}-test-0.png")
     session = PlaySession(pipeline, start, seed=0)
@@ -49,7 +54,8 @@ def main(argv: list[str] | None = None) -> dict:
         seconds.append(session.step(controls.row(held)).seconds)
     early, late = float(np.median(seconds[:10])), float(np.median(seconds[-11:]))
     report = {"checkpoint": str(args.checkpoint), "steps": args.steps, "threads": args.threads,
-              "compiled": args.compile, "median_s_steps_1_10": round(early, 4),
+              "compiled": args.compile, "draft_tokens": args.draft_tokens,
+              "draft": args.draft if args.draft_tokens else None, "median_s_steps_1_10": round(early, 4),
               f"median_s_steps_{args.steps - 10}_{args.steps}": round(late, 4),
               "late_over_early": round(late / early, 3),
               "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
