@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="the world whose example frame starts the play (default: from the checkpoint's name)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="the compiled decode step (as the served demo)")
+    parser.add_argument("--context-slices", type=int, default=None,
+                        help="latent slices a full window keeps when it slides (default: the Play tab's)")
     parser.add_argument("--draft-tokens", type=int, default=None,
                         help="exact speculative sampling, K codes per verify pass (default: one code per step)")
     parser.add_argument("--draft", default="previous-slice", help="what proposes the codes (with --draft-tokens)")
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     world = world_of_model(args.world or args.checkpoint.name)
     controls = controls_for(world, pipeline.config.action_dim)
     start = read_image(ROOT / "demo" / "examples" / f"{world}-test-0.png")
-    session = PlaySession(pipeline, start, seed=0)
+    session = PlaySession(pipeline, start, seed=0, context_slices=args.context_slices)
     rng = np.random.default_rng(0)
     keys = [control.name for control in controls.controls]
     load_before = os.getloadavg()[0]
@@ -54,10 +56,11 @@ def main(argv: list[str] | None = None) -> dict:
         seconds.append(session.step(controls.row(held)).seconds)
     early, late = float(np.median(seconds[:10])), float(np.median(seconds[-11:]))
     report = {"checkpoint": str(args.checkpoint), "steps": args.steps, "threads": args.threads,
-              "compiled": args.compile, "draft_tokens": args.draft_tokens,
+              "compiled": args.compile, "context_slices": session.context_slices, "draft_tokens": args.draft_tokens,
               "draft": args.draft if args.draft_tokens else None, "median_s_steps_1_10": round(early, 4),
               f"median_s_steps_{args.steps - 10}_{args.steps}": round(late, 4),
               "late_over_early": round(late / early, 3),
+              "mean_s_all_steps": round(float(np.mean(seconds)), 4),  # a held key's frames/s is about 1 / this
               "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     print(json.dumps(report, indent=1))
     return report
