@@ -30,15 +30,12 @@ from demo.play_screen import SCREEN_CSS, SCREEN_HTML, SCREEN_JS
 from demo.play_worlds import (DEFAULT_FPS, controls_markdown, controls_props, examples_for, play_controls,
                               play_models, test_episode_note, test_episode_start, why_not_playable)
 from videogpt_core.data.worlds.controls import WorldControls
-from videogpt_core.inference.play import PlaySession
+from videogpt_core.inference.play import PlaySession, default_context_slices
 from videogpt_core.io.video_io import read_image, write_mp4
 
 MAX_PLAYERS = 16  # worlds kept at once; the least recently used one goes first
 PLAYER_IDLE_S = 1800  # a world nobody stepped for this long is freed (pages that vanished without closing)
 MAX_EPISODE_FRAMES = 3000  # kept for the mp4 (5 min at 10 fps, 37 MB at 64x64); older frames drop out
-# Past latent slices the model sees per step; None: the window less one, as Continue. One slice is about a
-# quarter faster on this CPU but drifts: pusher rollouts 18.9 dB vs 21.3 dB over 32 frames (BENCHMARKS.md).
-CONTEXT_SLICES = None
 CONCURRENT_STEPS = 2  # steps computed at once over all players (the machine's cores are few)
 
 PLAY_HELP = """**Play** the model chosen in the Model picker above: pick a start (click an example frame, upload
@@ -220,8 +217,7 @@ def start(registry: ModelRegistry, store: PlayerStore, key: str | None, name: st
         raise gr.Error(f"{name!r} cannot be played: {reason.replace('**', '')}", print_exception=False)
     controls, fps = play_controls(registry, name)
     try:
-        session = PlaySession(registry.pipeline(name), frames, actions=actions, context_slices=CONTEXT_SLICES,
-                              max_frames=MAX_EPISODE_FRAMES)
+        session = PlaySession(registry.pipeline(name), frames, actions=actions, max_frames=MAX_EPISODE_FRAMES)
     except ValueError as error:
         raise gr.Error(str(error), print_exception=False) from None
     player = Player(session, name, controls, fps)
@@ -310,7 +306,7 @@ def build_play_tab(registry: ModelRegistry, demo: gr.Blocks, model: gr.Dropdown,
 
     def on_test_episode(name, index, request: gr.Request):
         info = registry.infos.get(name)
-        context = (CONTEXT_SLICES or info.latent_shape[0] - 1) * info.frames_per_latent if info else None
+        context = default_context_slices(info.latent_shape[0]) * info.frames_per_latent if info else None
         frames, actions = test_episode_start(registry, name, index, context)
         return start(registry, store, request.session_hash, name, frames, actions,
                      message=f"Start: test episode {int(index)}. Hold a key to play.")

@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "vizdoom-vs-simulator.png")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--context-slices", type=int, default=None,
+                        help="latent slices a full window keeps when it slides (default: the Play tab's)")
     args = parser.parse_args()
     pipeline = videogpt_core.load_pipeline(args.checkpoint, device="cpu", threads=args.threads)
     scenario = next(s for s in SCENARIOS.values() if len(s.buttons) == pipeline.config.action_dim)
@@ -94,7 +96,7 @@ def main() -> None:
         rows = action_rows(plan, buttons)
         simulated = replay_vizdoom(int(seed), rows, scenario=scenario.name).frames
         start = simulated[0]
-        session = PlaySession(pipeline, start, seed=play)
+        session = PlaySession(pipeline, start, seed=play, context_slices=args.context_slices)
         for row in rows[1:]:
             seconds.append(session.step(row).seconds)
         played = session.frames
