@@ -191,3 +191,10 @@ def test_max_frames_keeps_the_newest_frames(pipeline):
         undone += 1
     assert 1 <= undone < 8 and len(session.frames) >= fpl
     assert session.step([0, 1]).frames.shape == (fpl, 16, 16, 3)
+
+
+def test_a_full_window_keeps_three_quarters_of_itself_by_default():
+    """A prefill of the kept slices once every quarter window, not at every step; small windows keep all but one."""
+    from videogpt_core.inference.play import default_context_slices
+
+    assert [default_context_slices(t) for t in (2, 3, 4, 8, 16)] == [1, 2, 3, 6, 12]
