@@ -95,7 +95,8 @@ def _sliding_codes(pipeline: VideoGPTPipeline, batch: int, conditions: Condition
     for index in range(window.slices_done, slices_for(n_frames, fpl)):
         if window.full:
             window = window.slid(t - 1)
-        rows = None if all_actions is None else all_actions[:, index * fpl:(index + 1) * fpl]
+        # The first window was given its rows whole; a slid one gets each new slice's rows as it comes.
+        rows = all_actions[:, index * fpl:(index + 1) * fpl] if window.rows_to_come else None
         slices.append(window.next_slice(rows)[:, None])
     window.release()
     return torch.cat(slices, dim=1)
