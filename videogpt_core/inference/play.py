@@ -52,10 +52,10 @@ class PlaySession:
         A clip of at least one latent slice keeps its last whole slices (up to context_slices); a
         frame-conditional model may also start from its conditioning frame(s) alone.
         context_slices: latent slices of the past a full window keeps when it slides (default:
-        default_context_slices; more see further back, fewer slide more often). max_frames: the most frames kept for `frames`
-        (older ones are dropped; the world plays on); default: all. actions: the rows behind the start
-        frames (e.g. a recorded episode's), one per given frame; default: zeros. options: how codes are sampled
-        (without guidance: play gives no class, and its actions change step by step)."""
+        default_context_slices; more see further back, fewer slide more often). max_frames: the most frames
+        kept for `frames` (older ones are dropped; the world plays on); default: all. actions: the rows behind
+        the start frames (e.g. a recorded episode's), one per given frame; default: zeros. options: how codes
+        are sampled (without guidance: play gives no class, and its actions change step by step)."""
         cfg = pipeline.config
         if not cfg.action_dim:
             raise ValueError(f"{pipeline.source} is not action-conditional: there is nothing to steer; play "

@@ -53,7 +53,8 @@ class WindowSampler:
         conditions = conditions or Conditions()
         # A player's window gets its later slices' action rows one slice at a time (next_slice): nothing past
         # the slice being sampled may be drawn before its rows are known.
-        self.rows_to_come = conditions.actions is not None and conditions.actions.shape[1] < prior.config.sequence_length
+        given = conditions.actions
+        self.rows_to_come = given is not None and given.shape[1] < prior.config.sequence_length
         self.conditions = conditions.replace(actions=_window_actions(prior.config, conditions.actions, batch, device))
         self.picker = CodePicker(options, batch, device, generator)
         self.state = prior.start_decoding(self.picker.rows, self.picker.doubled(self.conditions), drop=self.picker.drop,
