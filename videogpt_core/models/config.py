@@ -38,8 +38,16 @@ class VQVAEConfig:
     # Per frame: every frame encoded and decoded alone (2D kernels, no attention along time), an image codec
     # applied frame by frame. Implies causal; a frame's codes never depend on the frames before it either.
     per_frame: bool = False
+    # Finite scalar quantisation instead of the EMA codebook: the levels of each code channel (e.g. 8,8,8,5,5,5);
+    # then n_codes is their product and embedding_dim their count. None: the learned codebook (the reference).
+    fsq_levels: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        if self.fsq_levels is not None:
+            self.fsq_levels = tuple(int(n) for n in self.fsq_levels)
+            if not self.fsq_levels or min(self.fsq_levels) < 2:
+                raise ValueError(f"fsq_levels must hold two or more levels per channel, got {self.fsq_levels}")
+            self.n_codes, self.embedding_dim = math.prod(self.fsq_levels), len(self.fsq_levels)
         _check_positive(self, ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "sequence_length",
                                "resolution", "n_attn_heads"))
         self.downsample = tuple(int(d) for d in self.downsample)

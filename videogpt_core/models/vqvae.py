@@ -1,4 +1,5 @@
-"""The VQ-VAE: a 3D-convolutional video codec with axial-attention residual blocks and an EMA codebook.
+"""The VQ-VAE: a 3D-convolutional video codec with axial-attention residual blocks and an EMA codebook (or, with
+`VQVAEConfig.fsq_levels`, finite scalar quantisation: fsq.py).
 
 Causal option (`VQVAEConfig.causal`): time padded on the past side only and temporal attention masked, each
 frame its own latent slice; frames 1..k then encode (and decode) the same whatever follows them, so a given
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from videogpt_core.models.attention import AxialBlock
 from videogpt_core.models.codebook import Codebook
 from videogpt_core.models.config import VQVAEConfig
+from videogpt_core.models.fsq import FiniteScalarQuantizer
 from videogpt_core.models.pretrained import PretrainedMixin
 
 
@@ -159,7 +161,8 @@ class VQVAE(PretrainedMixin, nn.Module):
         self.decoder = Decoder(config)
         self.pre_vq_conv = SamePadConv3d(config.n_hiddens, config.embedding_dim, 1)
         self.post_vq_conv = SamePadConv3d(config.embedding_dim, config.n_hiddens, 1)
-        self.codebook = Codebook(config.n_codes, config.embedding_dim, config.ema_decay, config.commitment_cost)
+        self.codebook = FiniteScalarQuantizer(config.fsq_levels) if config.fsq_levels else \
+            Codebook(config.n_codes, config.embedding_dim, config.ema_decay, config.commitment_cost)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:

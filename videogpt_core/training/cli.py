@@ -109,6 +109,9 @@ def configure_vqvae_parser(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--per-frame", action="store_true", default=None,
                        help="each frame coded alone (2D kernels, no attention along time; implies --causal): an "
                             "image codec applied frame by frame, cheaper to train, its codes free of the past")
+    group.add_argument("--fsq-levels", type=_int_list, default=None, metavar="L1,L2,...",
+                       help="finite scalar quantisation instead of the EMA codebook: the levels of each code channel, "
+                            "e.g. 8,8,8,5,5,5 (64,000 codes of 6 channels; sets --n-codes and --embedding-dim)")
     for flag, help in (("--sequence-length", "frames per clip"), ("--resolution", "frame size in pixels"),
                        ("--frame-stride", "take every k-th frame")):
         name = flag[2:].replace("-", "_")

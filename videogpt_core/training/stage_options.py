@@ -3,6 +3,7 @@ size preset that fills the options left unset (None)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -32,12 +33,22 @@ class VQVAEStageOptions:
     downsample: tuple[int, int, int] | None = None  # None: VQVAEConfig's (4, 4, 4), or --init-from's
     causal: bool | None = None  # None: not causal, or as --init-from's
     per_frame: bool | None = None  # None: not per frame, or as --init-from's
+    fsq_levels: tuple[int, ...] | None = None  # finite scalar quantisation; None: the EMA codebook
     sequence_length: int = 16
     resolution: int = 64
 
     def __post_init__(self):
         if self.per_frame and self.causal is None:
             self.causal = True  # a per-frame codec is causal too
+        if self.fsq_levels:
+            # The levels fix the codebook: its size is their product, a code vector has one entry per level.
+            derived = {"n_codes": math.prod(self.fsq_levels), "embedding_dim": len(self.fsq_levels)}
+            clashing = {name: getattr(self, name) for name, value in derived.items()
+                        if getattr(self, name) not in (None, value)}
+            if clashing:
+                raise ValueError(f"--fsq-levels {','.join(map(str, self.fsq_levels))} means n_codes="
+                                 f"{derived['n_codes']} and embedding_dim={derived['embedding_dim']}; drop {clashing}")
+            self.n_codes, self.embedding_dim = derived["n_codes"], derived["embedding_dim"]
 
 
 @dataclass

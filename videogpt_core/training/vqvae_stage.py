@@ -17,7 +17,7 @@ from videogpt_core.training.trainer_config import TrainerConfig, TrainResult
 from videogpt_core.training.vqvae_task import VQVAETask
 
 MODEL_OPTIONS = ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "downsample", "causal", "per_frame",
-                 "sequence_length", "resolution")
+                 "fsq_levels", "sequence_length", "resolution")
 
 
 def _open_val_split(path: str, opener: Callable[..., Dataset], **kwargs) -> Dataset | None:
