@@ -51,9 +51,9 @@ def test_any_input_lands_on_the_grid_and_gradients_pass_straight_through():
 
 
 def test_bad_levels_are_refused():
-    with pytest.raises(ValueError, match="two or more"):
-        FiniteScalarQuantizer((4, 1))
-    with pytest.raises(ValueError, match="two or more"):
+    with pytest.raises(ValueError, match="three or more"):
+        FiniteScalarQuantizer((4, 2))  # two levels: the bounding has no centred shift
+    with pytest.raises(ValueError, match="three or more"):
         VQVAE(**{**TINY_FSQ_VQVAE, "fsq_levels": (1,)})
 
 

@@ -45,8 +45,8 @@ class VQVAEConfig:
     def __post_init__(self):
         if self.fsq_levels is not None:
             self.fsq_levels = tuple(int(n) for n in self.fsq_levels)
-            if not self.fsq_levels or min(self.fsq_levels) < 2:
-                raise ValueError(f"fsq_levels must hold two or more levels per channel, got {self.fsq_levels}")
+            if not self.fsq_levels or min(self.fsq_levels) < 3:
+                raise ValueError(f"fsq_levels must hold three or more levels per channel, got {self.fsq_levels}")
             self.n_codes, self.embedding_dim = math.prod(self.fsq_levels), len(self.fsq_levels)
         _check_positive(self, ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "sequence_length",
                                "resolution", "n_attn_heads"))

@@ -19,8 +19,8 @@ _BOUND_MARGIN = 1e-3
 class FiniteScalarQuantizer(nn.Module):
     def __init__(self, levels: tuple[int, ...]):
         super().__init__()
-        if not levels or min(levels) < 2:
-            raise ValueError(f"FSQ levels must be two or more per channel, got {levels}")
+        if not levels or min(levels) < 3:
+            raise ValueError(f"FSQ levels must be three or more per channel, got {levels}")
         self.levels = tuple(int(n) for n in levels)
         self.n_codes = math.prod(self.levels)
         self.embedding_dim = len(self.levels)
