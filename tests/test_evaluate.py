@@ -144,6 +144,12 @@ def test_pusher_world_first_frame_and_long_rollouts(files):
     mse = ((truth[:, 4:] - truth[:, :1]) ** 2).mean(axis=(1, 2, 3, 4))
     assert long["copy_first_frame_psnr"] == pytest.approx(float(np.mean(10 * np.log10(255.0**2 / mse))))
     assert long["gain_over_copy_db"] == pytest.approx(long["psnr"] - long["copy_first_frame_psnr"])
+    # The later half, frames 4-6 of 6, against frame 1 held there.
+    mse = ((truth[:, 3:] - truth[:, :1]) ** 2).mean(axis=(1, 2, 3, 4))
+    assert long["later_half_frames"] == [4, 6] and _finite(long["later_half_psnr"])
+    assert long["later_half_copy_first_frame_psnr"] == pytest.approx(float(np.mean(10 * np.log10(255.0**2 / mse))))
+    assert long["later_half_gain_over_copy_db"] == pytest.approx(
+        long["later_half_psnr"] - long["later_half_copy_first_frame_psnr"])
     with pytest.raises(ValueError, match="above the prior's window of 4 frames"):
         evaluate(files["pusher_model"], files["pusher"], what="world", world_frames=4)
     with pytest.raises(ValueError, match="--world-frames rolls out test episodes of pusher.*'digits' has none"):

@@ -1,5 +1,6 @@
 """World-model score past the prior's window: rollouts as long as the stored test episodes (the pipeline
-slides its window along), scored on the frames after the first window against the first frame held there.
+slides its window along), scored on the frames after the first window, and on the later half of the rollout,
+against the first frame held there.
 
 A model that loses the scene once the window slides falls to (or below) the held first frame on those
 frames; one that keeps the world going stays above it.
@@ -54,9 +55,13 @@ def long_rollout_scores(pipeline, data: Path, n_episodes: int, n_frames: int, op
         sampled.append(long_rollout(pipeline, true_frames, item["actions"][0].numpy(), options, seed + index))
         truth.append(true_frames)
     truth_all, sampled_all = np.stack(truth), np.stack(sampled)
-    still = np.repeat(truth_all[:, :1], n_frames - window, axis=1)
+    still = np.repeat(truth_all[:, :1], n_frames, axis=1)
     psnr = video_psnr(sampled_all[:, window:], truth_all[:, window:])
-    held = video_psnr(still, truth_all[:, window:])
+    held = video_psnr(still[:, window:], truth_all[:, window:])
+    # The later half alone (frames 17-32 of 32), whatever the window: where drift shows most.
+    half = int(n_frames) // 2
+    later = video_psnr(sampled_all[:, half:], truth_all[:, half:])
+    later_held = video_psnr(still[:, half:], truth_all[:, half:])
     return {
         "episodes": n,
         "frames": int(n_frames),
@@ -66,4 +71,8 @@ def long_rollout_scores(pipeline, data: Path, n_episodes: int, n_frames: int, op
         "copy_first_frame_psnr": held,
         "gain_over_copy_db": psnr - held,
         "whole_rollout_psnr": video_psnr(sampled_all, truth_all),
+        "later_half_frames": [half + 1, int(n_frames)],
+        "later_half_psnr": later,
+        "later_half_copy_first_frame_psnr": later_held,
+        "later_half_gain_over_copy_db": later - later_held,
     }
