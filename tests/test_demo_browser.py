@@ -70,7 +70,7 @@ def test_stop_cancels_a_running_generation(page, demo_server):
     from test_demo_server import slowed
 
     _, registry, _ = demo_server
-    with slowed(registry, "pusher-tiny", delay=0.5) as slow:
+    with slowed(registry, "pusher-tiny", delay=1.0) as slow:  # a second a slice: Stop lands before the third under load
         pick_first_example(page)
         page.locator("#generate").click()
         deadline = time.time() + 30
