@@ -8,6 +8,8 @@ import types
 import typing
 from dataclasses import dataclass
 
+from videogpt_core.models.fsq import fsq_codebook_shape
+
 
 def _is_power_of_two(n: int) -> bool:
     return n >= 1 and (n & (n - 1)) == 0
@@ -45,9 +47,7 @@ class VQVAEConfig:
     def __post_init__(self):
         if self.fsq_levels is not None:
             self.fsq_levels = tuple(int(n) for n in self.fsq_levels)
-            if not self.fsq_levels or min(self.fsq_levels) < 3:
-                raise ValueError(f"fsq_levels must hold three or more levels per channel, got {self.fsq_levels}")
-            self.n_codes, self.embedding_dim = math.prod(self.fsq_levels), len(self.fsq_levels)
+            self.n_codes, self.embedding_dim = fsq_codebook_shape(self.fsq_levels)
         _check_positive(self, ("embedding_dim", "n_codes", "n_hiddens", "n_res_layers", "sequence_length",
                                "resolution", "n_attn_heads"))
         self.downsample = tuple(int(d) for d in self.downsample)

@@ -16,20 +16,32 @@ import torch.nn as nn
 _BOUND_MARGIN = 1e-3
 
 
+def fsq_codebook_shape(levels) -> tuple[int, int]:
+    """(n_codes, embedding_dim) of FSQ with these levels a channel, or a ValueError for levels it cannot use."""
+    levels = tuple(int(n) for n in levels)
+    if not levels or min(levels) < 3:
+        raise ValueError(f"FSQ levels must be three or more per channel, got {levels}")
+    return math.prod(levels), len(levels)
+
+
 class FiniteScalarQuantizer(nn.Module):
     def __init__(self, levels: tuple[int, ...]):
         super().__init__()
-        if not levels or min(levels) < 3:
-            raise ValueError(f"FSQ levels must be three or more per channel, got {levels}")
+        self.n_codes, self.embedding_dim = fsq_codebook_shape(levels)
         self.levels = tuple(int(n) for n in levels)
-        self.n_codes = math.prod(self.levels)
-        self.embedding_dim = len(self.levels)
         levels_tensor = torch.tensor(self.levels, dtype=torch.float32)
         half_width = (levels_tensor // 2)  # levels are -half_width .. levels-1-half_width (even: one fewer on top)
         basis = torch.cumprod(torch.tensor((1,) + self.levels[:-1]), 0)
+        # The bound: tanh scaled to just inside the outer levels; even counts sit at half-integers before the
+        # offset, and the shift puts an input of 0 on level 0.
+        half = (levels_tensor - 1) * (1 - _BOUND_MARGIN) / 2
+        offset = (levels_tensor % 2 == 0).float() * 0.5
         self.register_buffer("_levels", levels_tensor, persistent=False)
         self.register_buffer("_half_width", half_width, persistent=False)
         self.register_buffer("_basis", basis, persistent=False)
+        self.register_buffer("_half", half, persistent=False)
+        self.register_buffer("_offset", offset, persistent=False)
+        self.register_buffer("_shift", torch.atanh(offset / half), persistent=False)
         # The grid itself, for the prior's input vectors and lookups; derived from the levels, so not saved.
         self.register_buffer("embeddings", self._vectors(torch.arange(self.n_codes)), persistent=False)
 
@@ -39,9 +51,7 @@ class FiniteScalarQuantizer(nn.Module):
 
     def _rounded(self, z: torch.Tensor) -> torch.Tensor:
         """z (..., D) -> integer levels (..., D) as floats, with a straight-through gradient."""
-        half = (self._levels - 1) * (1 - _BOUND_MARGIN) / 2
-        offset = (self._levels % 2 == 0).float() * 0.5  # even counts: levels sit at half-integers before the shift
-        bounded = torch.tanh(z.float() + torch.atanh(offset / half)) * half - offset
+        bounded = torch.tanh(z.float() + self._shift) * self._half - self._offset
         return bounded + (bounded.round() - bounded).detach()
 
     def _vectors(self, codes: torch.Tensor) -> torch.Tensor:

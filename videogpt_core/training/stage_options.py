@@ -3,7 +3,6 @@ size preset that fills the options left unset (None)."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from videogpt_core.models.fsq import fsq_codebook_shape
 from videogpt_core.training.run_folder import saved_trainer_config
 from videogpt_core.training.sizes import default_size, preset
 from videogpt_core.training.trainer_config import TrainerConfig
@@ -42,7 +42,7 @@ class VQVAEStageOptions:
             self.causal = True  # a per-frame codec is causal too
         if self.fsq_levels:
             # The levels fix the codebook: its size is their product, a code vector has one entry per level.
-            derived = {"n_codes": math.prod(self.fsq_levels), "embedding_dim": len(self.fsq_levels)}
+            derived = dict(zip(("n_codes", "embedding_dim"), fsq_codebook_shape(self.fsq_levels)))
             clashing = {name: getattr(self, name) for name, value in derived.items()
                         if getattr(self, name) not in (None, value)}
             if clashing:
