@@ -71,7 +71,7 @@ def test_train_prior_records_the_training_actions_range_in_the_config(tmp_path):
     torch.manual_seed(0)
     vqvae = VQVAE(**TINY_VQVAE)
     args = {"steps": 2, "batch_size": 4, "lr": 1e-3, "warmup": 1, "hidden_dim": 24,
-            "n_heads": 2, "n_layers": 1, "action_cond": True, "progress": False, "num_workers": 0, "log_every": 1,
+            "n_heads": 2, "n_layers": 1, "conditions": ("actions",), "progress": False, "num_workers": 0, "log_every": 1,
             "val_every": 1000, "sample_every": 1000, "save_every": 1000}
     train_prior(*prior_configs(tmp_path / "prior", **args), train_dataset=CodesWithActions(8), vqvae=vqvae)
     config = VideoGPT.read_config(tmp_path / "prior" / "model" / "prior")

@@ -118,6 +118,52 @@ def test_incremental_writes_match_one_big_batch_and_pickle(tmp_path):
     assert copy._arrays is None and torch.equal(copy[6]["codes"], cache[6]["codes"])
 
 
+def test_every_extra_array_of_the_items_is_cached_under_its_key(tmp_path):
+    make_hdf5(tmp_path / "data.hdf5")
+    with h5py.File(tmp_path / "data.hdf5", "a") as file:
+        file["train_context"] = np.random.default_rng(1).normal(size=(5, 5))  # float64: cached as float32
+        file["train_seeds"] = np.arange(5, dtype=np.int32) + 100
+    dataset = HDF5VideoDataset(tmp_path / "data.hdf5", sequence_length=4, train=False, split="train")
+    out = encode_dataset(FakeVQVAEForTests(FakeVQVAEConfig()), dataset, tmp_path / "cache", batch_size=2,
+                         progress=False)
+    assert np.load(out / "context.npy").dtype == np.float32 and np.load(out / "seeds.npy").dtype == np.int64
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["files"] == ["actions.npy", "codes.npy", "context.npy", "frames.npy", "labels.npy", "seeds.npy"]
+    cache = CodeDataset(out)
+    for index in range(5):
+        source, cached = dataset[index], cache[index]
+        assert set(cached) == {"codes", "frames", "label", "actions", "context", "seeds"}
+        assert cached["context"].dtype == torch.float32 and torch.equal(cached["context"], source["context"])
+        assert cached["seeds"].dtype == torch.int64 and cached["seeds"].item() == 100 + index
+        assert cached["label"].shape == () and cached["label"].dtype == torch.int64
+    with pytest.raises(ValueError, match=r"already holds a code cache \(meta.json, .*context.npy"):
+        encode_dataset(FakeVQVAEForTests(FakeVQVAEConfig()), dataset, out, progress=False)
+
+
+class ItemsForTests(torch.utils.data.Dataset):
+    """TEST DOUBLE of a data set whose items hold one given entry beside the video."""
+
+    def __init__(self, key, value):
+        self.key, self.value = key, value
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return {"video": torch.zeros(3, 4, 16, 16), self.key: self.value}
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("codes", torch.zeros(2), "'codes' would be stored as codes.npy"),
+    ("mask", torch.zeros(2, dtype=torch.bool), "'mask' is torch.bool"),
+    ("name", "clip", "'name' is list"),
+])  # fmt: skip
+def test_item_entries_the_cache_cannot_store_are_refused(tmp_path, key, value, message):
+    with pytest.raises(ValueError, match=message):
+        encode_dataset(FakeVQVAEForTests(FakeVQVAEConfig()), ItemsForTests(key, value), tmp_path / "cache",
+                       progress=False)
+
+
 def test_several_random_clips_per_video(tmp_path):
     make_hdf5(tmp_path / "data.hdf5", n_videos=3, n_frames=20, actions=False)
     dataset = HDF5VideoDataset(tmp_path / "data.hdf5", sequence_length=4, train=True)

@@ -269,6 +269,45 @@ def test_hdf5_bair_layout_with_actions_labels_positions(tmp_path):
     assert seen == set(range(0, 12 - 4 + 1))
 
 
+def test_hdf5_passes_any_per_frame_or_per_video_array_to_the_items(tmp_path):
+    path = tmp_path / "extras.hdf5"
+    make_bair_file(path)  # 27 frames: videos of 12, 10, 5
+    with h5py.File(path, "a") as file:
+        file["train_context"] = np.arange(15, dtype=np.float64).reshape(3, 5)
+        file["train_depth"] = np.stack([np.arange(27), -np.arange(27)], axis=1).astype(np.float16)
+        file["train_seeds"] = np.array([7, 8, 9], np.int32)
+    make_bair_file(path, lengths=(4, 4), extras=False, split="train_small")  # another split's arrays
+    dataset = HDF5VideoDataset(path, sequence_length=3, train=False, frame_stride=2, split="train")
+    assert dataset.extra_arrays == {"actions": "per_frame", "context": "per_video", "depth": "per_frame",
+                                    "labels": "per_video", "positions": "per_frame", "seeds": "per_video"}
+    assert "context" in repr(dataset) and dataset.has_actions and dataset.has_labels and dataset.has_positions
+    item = dataset[1]  # video 1 starts at global frame 12; stride 2 keeps frames 12, 14, 16
+    assert set(item) == {"video", "label", "actions", "positions", "context", "depth", "seeds"}
+    assert item["context"].dtype == torch.float32 and item["context"].tolist() == [5, 6, 7, 8, 9]
+    assert item["depth"].dtype == torch.float32 and item["depth"].tolist() == [[12, -12], [14, -14], [16, -16]]
+    assert item["seeds"].dtype == torch.int64 and item["seeds"].shape == () and item["seeds"].item() == 8
+    assert item["actions"].tolist() == [[12, 1], [13 + 14, 2], [15 + 16, 2]]  # increments are summed
+    assert item["label"].dtype == torch.int64 and item["label"].item() == 1
+    batch = next(iter(DataLoader(dataset, batch_size=3)))
+    assert batch["context"].shape == (3, 5) and batch["depth"].shape == (3, 3, 2) and batch["seeds"].shape == (3,)
+
+
+@pytest.mark.parametrize("name, array, message", [
+    ("bad", np.zeros((7, 2), np.float32), r"'train_bad' has shape \(7, 2\).*frame \(first dimension 27.*video \(3\)"),
+    ("mask", np.zeros(3, bool), r"'train_mask' is bool.*integers or floats"),
+    ("labels", np.zeros(27, np.int64), r"'train_labels' has shape \(27,\); expected one row per video \(3\)"),
+    ("actions", np.zeros((27, 2, 1)), r"'train_actions' has shape \(27, 2, 1\); expected 2 dims"),
+    ("label", np.zeros(3, np.int64), r"\['label'\] twice"),
+])  # fmt: skip
+def test_hdf5_refuses_an_extra_array_it_cannot_place(tmp_path, name, array, message):
+    path = tmp_path / "bad.hdf5"
+    make_bair_file(path, extras=name == "label")
+    with h5py.File(path, "a") as file:
+        file[f"train_{name}"] = array
+    with pytest.raises(ValueError, match=message):
+        HDF5VideoDataset(path, sequence_length=3, train=False, split="train")
+
+
 def test_hdf5_without_extras_and_test_split(tmp_path):
     path = tmp_path / "plain.h5"
     make_bair_file(path, lengths=(8, 8), extras=False, split="test")

@@ -645,3 +645,10 @@ def test_play_speculates_as_its_pipeline_says_without_drawing_past_the_step():
         assert np.array_equal(steps[0].frames, steps[1].frames)
         window = sessions[1]._window
         assert window.speculation is not None and window.position == window.slices_done * window.slice_len
+
+
+def test_other_conditions_are_checked_by_name(plain):
+    with pytest.raises(TypeError, match=r"unknown conditions \['colour'\]"):
+        plain.generate(1, colour=[1.0, 0.0])
+    with pytest.raises(ValueError, match="label="):
+        plain.generate(1, labels=[0])

@@ -24,8 +24,10 @@ def test_commands_are_registered_with_help(capsys):
                               "--mixed-precision", "bf16", "--resume"])
     assert args.downsample == (1, 2, 2) and args.resume and args.mixed_precision == "bf16" and callable(args.func)
     args = parser.parse_args(["train-prior", "--codes", "c", "--vqvae", "v", "--out", "r", "--cond-frames", "2",
-                              "--class-cond"])
-    assert args.cond_frames == 2 and args.class_cond and not args.action_cond
+                              "--class-cond", "--condition", "actions"])
+    assert args.cond_frames == 2 and args.conditions == ["class", "actions"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train-prior", "--codes", "c", "--vqvae", "v", "--out", "r", "--condition", "colour"])
     with pytest.raises(SystemExit):
         parser.parse_args(["train-vqvae", "--help"])
     assert "--grad-accum" in capsys.readouterr().out
@@ -49,6 +51,6 @@ def test_prior_frame_encoder_size_options(capsys):
 def test_command_line_errors_are_clear(tmp_path, capsys):
     assert cli.main(["train-vqvae", "--data", str(tmp_path / "missing.hdf5"), "--out", str(tmp_path / "r")]) == 2
     assert "missing.hdf5" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="--action-cond"):
-        train_prior(*prior_run(tmp_path / "p", action_cond=True), train_dataset=StructuredCodes(8),
+    with pytest.raises(ValueError, match="--condition actions: the codes carry no actions"):
+        train_prior(*prior_run(tmp_path / "p", conditions=("class", "actions")), train_dataset=StructuredCodes(8),
                           vqvae=VQVAE(**TINY_VQVAE))

@@ -98,5 +98,5 @@ def vqvae_run(out, **changes):
 def prior_run(out, **changes):
     """A tiny class-conditional prior run's configs: a few steps on StructuredCodes."""
     return prior_configs(out, **{"steps": 6, "batch_size": 4, "lr": 3e-3, "warmup": 2, "hidden_dim": 24, "n_heads": 2,
-                                 "n_layers": 1, "dropout": 0.1, "attn_dropout": 0.1, "class_cond": True,
+                                 "n_layers": 1, "dropout": 0.1, "attn_dropout": 0.1, "conditions": ("class",),
                                  "cond_drop_prob": 0.2, **QUIET, **changes})

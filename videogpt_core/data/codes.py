@@ -2,8 +2,9 @@
 
 A cache is a folder: codes.npy (N, t, h, w) in the smallest unsigned dtype for n_codes,
 frames.npy uint8 (N, n_cond_frames, H, W, 3) (each clip's first frames, for frame-conditioned
-priors), labels.npy (N,), actions.npy (N, T, A), positions.npy (N, T, K, 2) when the source has
-them, and meta.json, written last (a folder without it is an interrupted run).
+priors), one <key>.npy (N, ...) per other entry of the source's items (int64 when integer, else
+float32; the item key "label" is stored as labels.npy), such as actions.npy (N, T, A) or
+positions.npy (N, T, K, 2), and meta.json, written last (a folder without it is an interrupted run).
 """
 from __future__ import annotations
 
@@ -25,9 +26,13 @@ from videogpt_core.io.atomic_files import write_text_atomic
 CACHE_FORMAT = "videogpt-code-cache"
 CACHE_VERSION = 1
 META_NAME = "meta.json"
-# Per-clip arrays that are copied from the source data set's items when it has them.
-EXTRA_ARRAYS = {"label": "labels", "actions": "actions", "positions": "positions"}
-ALL_FILES = ("codes.npy", "frames.npy", "labels.npy", "actions.npy", "positions.npy", META_NAME)
+# The arrays the cache makes itself; every other item entry of the source (but "video") is copied.
+OWN_ARRAYS = ("codes", "frames")
+# Item keys whose file has another name: caches on disk store the class ("label") as labels.npy.
+FILE_NAMES = {"label": "labels"}
+ITEM_KEYS = {name: key for key, name in FILE_NAMES.items()}
+# Cache files recognised without a meta.json (an interrupted run has none); others come from its "files".
+KNOWN_FILES = ("codes.npy", "frames.npy", "labels.npy", "actions.npy", "positions.npy")
 
 
 def codes_dtype(n_codes: int) -> np.dtype:
@@ -46,10 +51,23 @@ def _config_dict(config: Any) -> dict | None:
     return dict(config)
 
 
+def _cache_files(out: Path) -> list[str]:
+    """The files of a code cache in `out` (meta.json first): the fixed names and those meta.json lists."""
+    listed: list[str] = []
+    try:
+        listed = [str(name) for name in json.loads((out / META_NAME).read_text()).get("files", [])]
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # no cache, an interrupted one, or an unreadable meta.json: the fixed names still count
+    extra = [name for name in listed if name.endswith(".npy") and name not in KNOWN_FILES]
+    names = [META_NAME, *KNOWN_FILES, *extra]
+    # Only plain names: a meta.json must not point the clean-up outside the folder.
+    return [name for name in names if Path(name).name == name and (out / name).is_file()]
+
+
 def _prepare_folder(out: Path, overwrite: bool) -> None:
     if out.is_file():
         raise ValueError(f"{out} is a file; the code cache is written to a folder")
-    existing = [name for name in ALL_FILES if (out / name).exists()]
+    existing = _cache_files(out)
     if existing and not overwrite:
         raise ValueError(
             f"{out} already holds a code cache ({', '.join(existing)}); choose another folder or overwrite "
@@ -57,7 +75,7 @@ def _prepare_folder(out: Path, overwrite: bool) -> None:
         )
     out.mkdir(parents=True, exist_ok=True)
     # meta.json goes first: a run that dies part way must not leave a cache that looks complete.
-    for name in (META_NAME, *ALL_FILES[:-1]):
+    for name in existing:
         (out / name).unlink(missing_ok=True)
 
 
@@ -129,9 +147,9 @@ def _write_rows(arrays: dict[str, np.memmap], rows: slice, batch: dict, codes: t
     arrays["codes"][rows] = codes.numpy()
     if n_cond_frames:
         arrays["frames"][rows] = from_model_video(batch["video"][:, :, :n_cond_frames])
-    for key, name in EXTRA_ARRAYS.items():
-        if name in arrays:
-            arrays[name][rows] = batch[key].numpy()
+    for name, array in arrays.items():
+        if name not in OWN_ARRAYS:
+            array[rows] = batch[ITEM_KEYS.get(name, name)].numpy()  # the memmap casts to its dtype
 
 
 def _open_arrays(
@@ -149,11 +167,22 @@ def _open_arrays(
     arrays = {"codes": create("codes", codes_dtype(n_codes), (n_clips, *codes.shape[1:]))}
     if n_cond_frames:
         arrays["frames"] = create("frames", np.uint8, (n_clips, n_cond_frames, height, width, 3))
-    for key, name in EXTRA_ARRAYS.items():
-        if key in batch:
-            value = batch[key]
-            dtype = np.int64 if key == "label" else np.float32
-            arrays[name] = create(name, dtype, (n_clips, *value.shape[1:]))
+    for key, value in batch.items():
+        if key == "video":
+            continue
+        name = FILE_NAMES.get(key, key)
+        if name in arrays or name in OWN_ARRAYS:
+            raise ValueError(
+                f"the data set's item entry {key!r} would be stored as {name}.npy, which the code cache already "
+                f"writes ({', '.join(f'{own}.npy' for own in OWN_ARRAYS)} and one file per other entry); rename it"
+            )
+        if not isinstance(value, torch.Tensor) or value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(
+                f"the data set's item entry {key!r} is {getattr(value, 'dtype', type(value).__name__)}; a code "
+                "cache stores every entry but \"video\" as an integer or floating array"
+            )
+        dtype = np.float32 if value.is_floating_point() else np.int64
+        arrays[name] = create(name, dtype, (n_clips, *value.shape[1:]))
     return arrays
 
 
@@ -195,8 +224,8 @@ class CodeDataset(Dataset):
     """A code cache made by encode_dataset, memory-mapped (each DataLoader worker maps its own).
 
     Items: "codes" int64 (t, h, w); with cached frames "frames" float (3, n_cond_frames, H, W)
-    in [-0.5, 0.5]; "label" int64 scalar, "actions" float32 (T, A), "positions" float32 (T, K, 2)
-    when cached.
+    in [-0.5, 0.5]; and every other cached array under its item key, as stored (float32 / int64):
+    labels.npy as "label" int64 scalar, actions.npy as "actions" float32 (T, A), and so on.
     """
 
     def __init__(self, path: str | Path):
@@ -268,11 +297,9 @@ class CodeDataset(Dataset):
         item = {"codes": torch.from_numpy(arrays["codes"][index].astype(np.int64))}
         if "frames" in arrays:
             item["frames"] = to_model_video(np.array(arrays["frames"][index]))
-        if "labels" in arrays:
-            item["label"] = torch.tensor(int(arrays["labels"][index]), dtype=torch.int64)
-        for name in ("actions", "positions"):
-            if name in arrays:
-                item[name] = torch.from_numpy(np.array(arrays[name][index], dtype=np.float32))
+        for name, array in arrays.items():
+            if name not in OWN_ARRAYS:
+                item[ITEM_KEYS.get(name, name)] = torch.from_numpy(np.array(array[index]))
         return item
 
     def __repr__(self) -> str:
@@ -317,7 +344,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run a trained VQ-VAE once over a data set (a folder of videos, UCF-101, or a BAIR-layout "
             ".hdf5 file) and write its codes to a folder: codes.npy, frames.npy (first frames, for "
-            "frame-conditioned priors), labels.npy / actions.npy when the data has them, and meta.json. "
+            "frame-conditioned priors), one .npy per other array of the data's clips (labels.npy, "
+            "actions.npy, ...), and meta.json. "
             "Prior training then reads this folder (CodeDataset) and never touches pixels."
         ),
     )

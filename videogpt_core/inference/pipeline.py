@@ -200,15 +200,19 @@ class VideoGPTPipeline:
         return reconstruct_in_windows(self.vqvae, video.to(self.device), self.decode)
 
     def stream(self, n: int = 1, frames=None, label=None, actions=None, *, options: SamplingOptions | None = None,
-               seed: int | None = None, n_frames: int | None = None) -> Iterator[StreamUpdate]:
+               seed: int | None = None, n_frames: int | None = None, **conditions) -> Iterator[StreamUpdate]:
         """Yield after every latent time slice; the last update holds the whole video (= `generate`)."""
-        return self._run(n, frames, label, actions, options or SamplingOptions(), seed, n_frames, progressive=True)
+        return self._run(n, frames, label, actions, options or SamplingOptions(), seed, n_frames, conditions,
+                         progressive=True)
 
     def generate(self, n: int = 1, frames=None, label=None, actions=None, *, options: SamplingOptions | None = None,
-                 seed: int | None = None, n_frames: int | None = None) -> GenerationResult:
-        """n samples of n_frames frames (default: the window), sampled with `options` (default: plain)."""
+                 seed: int | None = None, n_frames: int | None = None, **conditions) -> GenerationResult:
+        """n samples of n_frames frames (default: the window), sampled with `options` (default: plain).
+
+        conditions: any other condition of the model by its Conditions field name, one sample's value shared
+        by the n samples (e.g. a per-clip vector as a list or tensor)."""
         last = None
-        for last in self._run(n, frames, label, actions, options or SamplingOptions(), seed, n_frames,
+        for last in self._run(n, frames, label, actions, options or SamplingOptions(), seed, n_frames, conditions,
                               progressive=False):
             pass
         return GenerationResult(frames=last.frames, codes=last.codes, seed=last.seed, speculation=last.speculation)
@@ -220,11 +224,11 @@ class VideoGPTPipeline:
         except NonFiniteLogitsError as error:
             raise NonFiniteLogitsError(f"{self.source}: {error}") from None
 
-    def _run(self, n, frames, label, actions, options: SamplingOptions, seed, n_frames,
+    def _run(self, n, frames, label, actions, options: SamplingOptions, seed, n_frames, conditions: dict,
              progressive: bool) -> Iterator[StreamUpdate]:
         """Check the request, then sample window after window (see models/sliding_window.py) until the video is
         whole."""
-        request = self._request(n, frames, label, actions, options, seed, n_frames)
+        request = self._request(n, frames, label, actions, options, seed, n_frames, conditions)
         with torch.no_grad(), self.autocast():
             progress = self._first_window(request)
             while True:
@@ -233,7 +237,8 @@ class VideoGPTPipeline:
                     return
                 self._slide(request, progress)
 
-    def _request(self, n, frames, label, actions, options: SamplingOptions, seed, n_frames) -> "_Request":
+    def _request(self, n, frames, label, actions, options: SamplingOptions, seed, n_frames,
+                 conditions: dict) -> "_Request":
         """The generation's inputs, checked and on the device (the errors say what to give instead)."""
         cfg = self.prior.config
         n = whole_number(n, "n (number of samples)", 1)
@@ -253,9 +258,18 @@ class VideoGPTPipeline:
                                  "action-conditional")
             action_rows = self.prepare_actions(actions, n_frames)[None].expand(n, -1, -1)
         video = None if frames is None else self.prepare_frames(frames)
-        conditions = Conditions(labels=labels, actions=action_rows).padded(total_slices, cfg)
+        conditions = Conditions.from_inputs(self.device, labels=labels, actions=action_rows,
+                                            **self._shared_conditions(n, conditions)).padded(total_slices, cfg)
         return _Request(n, n_frames, total_slices, seed, torch.Generator(device=self.device).manual_seed(seed),
                         conditions, video, self._given_slices(video, total_slices))
+
+    def _shared_conditions(self, n: int, conditions: dict) -> dict:
+        """Other conditions, one sample's value each, as rows shared by the n samples."""
+        named = {"frames", "labels", "actions", "prefix"}.intersection(conditions)
+        if named:
+            raise ValueError(f"give {sorted(named)} as frames= / label= / actions= (prefix codes come from frames)")
+        rows = {name: torch.as_tensor(value, device=self.device) for name, value in conditions.items()}
+        return {name: row[None].expand(n, *row.shape) for name, row in rows.items()}
 
     def _given_slices(self, video: torch.Tensor | None, total_slices: int) -> int:
         """Slices of the given frames kept as the first window's prefix; refuses frames the model cannot use."""

@@ -4,7 +4,9 @@ KV cache before sampling and never sampled).
 
 `Conditions` are checked against a prior's config in one place (`check`), built from a data batch here and
 from a user's inputs by the pipeline (which also checks the actions' trained range); the window, padding and
-guidance doubling of a generation are its methods.
+guidance doubling of a generation are its methods. What a new prior conditioned on a class or actions takes
+from its training data (`prior_config_from_data`) is here too, so a kind of condition lives in this file, the
+config field that sizes it and the prior's embedding of it.
 """
 from __future__ import annotations
 
@@ -13,7 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
+from videogpt_core.models.action_range import action_range_of
 from videogpt_core.models.sliding_window import padded_action_frames
+
+# The item key of each field in a data batch (data sets name a clip's class "label").
+BATCH_KEYS = {"frames": "frames", "labels": "label", "actions": "actions"}
 
 
 @dataclass(frozen=True)
@@ -25,14 +31,24 @@ class Conditions:
 
     @classmethod
     def from_batch(cls, config, batch: dict, device: torch.device | str | None = None) -> "Conditions":
-        """What this prior conditions on, from a collated data batch ("video" or "frames", "label", "actions")."""
-        frames = batch.get("frames")
-        if frames is None and config.n_cond_frames and "video" in batch:
-            frames = batch["video"][:, :, : config.n_cond_frames]
-        parts = dict(frames=frames if config.n_cond_frames else None,
-                     labels=batch.get("label") if config.n_classes else None,
-                     actions=batch.get("actions") if config.action_dim else None)
+        """What this prior conditions on, from a collated data batch (BATCH_KEYS; first frames may come from
+        "video"); the batch's other keys are left out."""
+        parts = {name: batch.get(key) for name, key in BATCH_KEYS.items() if conditioned_on(config, name)}
+        if config.n_cond_frames and parts["frames"] is None and "video" in batch:
+            parts["frames"] = batch["video"][:, :, : config.n_cond_frames]
         return cls(**{k: v if v is None or device is None else v.to(device) for k, v in parts.items()})
+
+    @classmethod
+    def from_inputs(cls, device: torch.device | str | None = None, **tensors) -> "Conditions":
+        """Conditions from keyword tensors or lists (labels=..., actions=...) on `device`; a clear error for
+        other names."""
+        known = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(tensors) - set(known))
+        if unknown:
+            raise TypeError(f"unknown conditions {unknown}; a prior conditions on {known}")
+        as_tensor = {name: None if value is None else torch.as_tensor(value, device=device)
+                     for name, value in tensors.items()}
+        return cls(**as_tensor)
 
     @classmethod
     def zeros(cls, config, batch: int, device: torch.device | str) -> "Conditions":
@@ -90,6 +106,43 @@ class Conditions:
             return self
         fpl, t = config.frames_per_latent, config.latent_shape[0]
         return self.replace(actions=self.actions[:, start * fpl: (start + t) * fpl])
+
+
+def conditioned_on(config, name: str) -> bool:
+    """Whether a prior of `config` conditions on the Conditions field `name`."""
+    return bool({"frames": config.n_cond_frames, "labels": config.n_classes, "actions": config.action_dim}[name])
+
+
+# ---- a new prior's conditions, from its training data ---------------------------------------------------
+
+def _class_fields(dataset, meta: dict) -> dict:
+    names = meta.get("class_names") or getattr(dataset, "class_names", None)
+    if not names:
+        raise ValueError("--condition class: the codes carry no class labels (their data set has no classes)")
+    return dict(n_classes=len(names), class_names=list(names))
+
+
+def _action_fields(dataset, meta: dict) -> dict:
+    action_dim = int(meta.get("action_dim") or getattr(dataset, "action_dim", 0) or 0)
+    if not action_dim:
+        raise ValueError("--condition actions: the codes carry no actions (their data set has none)")
+    return dict(action_dim=action_dim, action_range=action_range_of(dataset))
+
+
+# The conditions a prior can be trained on (`videogpt train-prior --condition NAME`; first frames have
+# --cond-frames), each giving the config fields it needs from the training data set and its meta data.
+TRAINABLE_CONDITIONS = {"class": _class_fields, "actions": _action_fields}
+
+
+def prior_config_from_data(names, dataset, meta: dict) -> dict:
+    """The VideoGPTConfig fields of a prior conditioned on `names`, read from its training data."""
+    unknown = sorted(set(names) - set(TRAINABLE_CONDITIONS))
+    if unknown:
+        raise ValueError(f"unknown conditions {unknown}: choose from {sorted(TRAINABLE_CONDITIONS)}")
+    fields = {}
+    for name in dict.fromkeys(names):
+        fields.update(TRAINABLE_CONDITIONS[name](dataset, meta))
+    return fields
 
 
 def _check_frames(frames, config, batch: int) -> None:

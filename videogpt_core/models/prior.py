@@ -156,24 +156,21 @@ class VideoGPT(PretrainedMixin, nn.Module):
         x = torch.cat([self.sos.expand(batch, 1, -1).to(x.dtype), x], dim=1) + self.pos_embd.table()[: n + 1]
         return run_blocks(self.blocks, self.fc_out, x, condition.at(0, n + 1, self.latent_shape))
 
-    def forward(self, codes: torch.Tensor, frames=None, labels=None, actions=None) -> torch.Tensor:
-        """codes (B, t, h, w) -> logits (B, t, h, w, n_codes); logits at a position see only earlier codes."""
+    def forward(self, codes: torch.Tensor, **conditions) -> torch.Tensor:
+        """codes (B, t, h, w) -> logits (B, t, h, w, n_codes); logits at a position see only earlier codes.
+        conditions: the Conditions fields this prior needs, as keywords (frames=, labels=, actions=)."""
         self.check_codes(codes)
         batch = codes.shape[0]
         drop = None
         if self.training and self.config.cond_drop_prob > 0 and self.config.cond_dim:
             drop = torch.rand(batch, device=codes.device) < self.config.cond_drop_prob
-        device = codes.device
-        labels = None if labels is None else torch.as_tensor(labels, device=device)
-        actions = None if actions is None else torch.as_tensor(actions, device=device, dtype=torch.float32)
-        conditions = Conditions(frames=frames, labels=labels, actions=actions)
-        condition = self.condition(conditions, batch, drop)
+        condition = self.condition(Conditions.from_inputs(codes.device, **conditions), batch, drop)
         logits = self.teacher_forced(codes.flatten(1)[:, :-1], condition)
         return logits.view(batch, *self.latent_shape, self.n_codes)
 
-    def loss(self, codes: torch.Tensor, frames=None, labels=None, actions=None) -> dict[str, torch.Tensor]:
+    def loss(self, codes: torch.Tensor, **conditions) -> dict[str, torch.Tensor]:
         """Cross-entropy of the codes in nats per latent token, and the same in bits."""
-        logits = self(codes, frames=frames, labels=labels, actions=actions)
+        logits = self(codes, **conditions)
         loss = F.cross_entropy(logits.flatten(0, -2).float(), codes.flatten())
         return dict(loss=loss, bits_per_token=loss.detach() / math.log(2))
 

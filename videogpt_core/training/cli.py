@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 from typing import Any
 
+from videogpt_core.models.conditions import TRAINABLE_CONDITIONS
 from videogpt_core.training.prior_stage import train_prior
 from videogpt_core.training.sizes import SIZES, preset_help
 from videogpt_core.training.stage_options import PriorStageOptions, VQVAEStageOptions
@@ -144,8 +145,13 @@ def configure_prior_parser(parser: argparse.ArgumentParser) -> None:
     sized("--frame-encoder-widths", "widths of the frame encoder's four residual groups; the last must divide by 3 "
           "and --n-heads", type=_int_list)
     sized("--frame-encoder-blocks", "residual blocks per group of the frame encoder", type=_int_list)
-    group.add_argument("--class-cond", action="store_true", help="condition on the class label (names from the codes)")
-    group.add_argument("--action-cond", action="store_true", help="condition on per-frame actions")
+    group.add_argument("--condition", action="append", dest="conditions", choices=sorted(TRAINABLE_CONDITIONS),
+                       default=[], metavar="NAME", help="condition on what the codes carry: "
+                       f"{', '.join(sorted(TRAINABLE_CONDITIONS))} (repeat for several)")
+    group.add_argument("--class-cond", action="append_const", dest="conditions", const="class",
+                       help="condition on the class label (names from the codes): --condition class")
+    group.add_argument("--action-cond", action="append_const", dest="conditions", const="actions",
+                       help="condition on per-frame actions: --condition actions")
     group.add_argument("--cond-drop-prob", type=float, default=_default(PriorStageOptions, "cond_drop_prob"),
                        help="drop class / action conditions with this probability, for guidance (default: %(default)s)")
     _add_trainer_args(parser, "a code cache of held-out clips (`videogpt encode-dataset --split test`); "

@@ -8,8 +8,8 @@ import torch
 import torch.nn as nn
 from torch.utils.data import Dataset
 
-from videogpt_core.models.action_range import action_range_of
 from videogpt_core.models.checkpoints import load_vqvae
+from videogpt_core.models.conditions import prior_config_from_data
 from videogpt_core.models.config import VideoGPTConfig, config_from_dict
 from videogpt_core.models.model_folders import codec_folder
 from videogpt_core.models.prior import VideoGPT
@@ -49,12 +49,7 @@ def _check_codes_match(meta: dict[str, Any], vqvae, codes_path) -> None:
 def _new_prior(options: PriorStageOptions, vqvae: nn.Module, train_dataset: Dataset, meta: dict[str, Any],
                seed: int) -> VideoGPT:
     """A prior for `vqvae`'s codes, conditioned on what the options ask for and the codes carry."""
-    class_names = meta.get("class_names") or getattr(train_dataset, "class_names", None)
-    action_dim = int(meta.get("action_dim") or getattr(train_dataset, "action_dim", 0) or 0)
-    if options.class_cond and not class_names:
-        raise ValueError("--class-cond: the codes carry no class labels (their data set has no classes)")
-    if options.action_cond and not action_dim:
-        raise ValueError("--action-cond: the codes carry no actions (their data set has none)")
+    conditioned = prior_config_from_data(options.conditions, train_dataset, meta)
     cached_frames = int(meta.get("n_cond_frames", options.cond_frames))
     if options.cond_frames > cached_frames:
         raise ValueError(f"--cond-frames {options.cond_frames}: the code cache keeps {cached_frames} first frame(s) "
@@ -63,17 +58,15 @@ def _new_prior(options: PriorStageOptions, vqvae: nn.Module, train_dataset: Data
     return VideoGPT.for_vqvae(
         vqvae, hidden_dim=options.hidden_dim, n_heads=options.n_heads, n_layers=options.n_layers,
         dropout=options.dropout, attn_dropout=options.attn_dropout, n_cond_frames=options.cond_frames,
-        n_classes=len(class_names) if options.class_cond else 0,
-        class_names=list(class_names) if options.class_cond else None,
-        action_dim=action_dim if options.action_cond else 0, cond_drop_prob=options.cond_drop_prob,
-        action_range=action_range_of(train_dataset) if options.action_cond else None,
-        frame_encoder_widths=options.frame_encoder_widths, frame_encoder_blocks=options.frame_encoder_blocks)
+        cond_drop_prob=options.cond_drop_prob, frame_encoder_widths=options.frame_encoder_widths,
+        frame_encoder_blocks=options.frame_encoder_blocks, **conditioned)
 
 
 def train_prior(trainer: TrainerConfig, options: PriorStageOptions, train_dataset: Dataset | None = None,
                 val_dataset: Dataset | None = None, vqvae: nn.Module | None = None,
                 callbacks: list | None = None) -> TrainResult:
-    """Stage 2. train_dataset: items {codes, frames?, label?, actions?} (default: the cache in options.codes);
+    """Stage 2. train_dataset: items {codes, and what the prior conditions on} (default: the cache in
+    options.codes);
     vqvae: the frozen VQ-VAE (default: loaded from options.vqvae, or on resume the checkpoint's)."""
     trainer, options, size = apply_size(trainer, options, "prior")
     saved = saved_task(trainer.out_dir, trainer.resume, "prior")

@@ -67,9 +67,11 @@ class PriorStageOptions:
     cond_frames: int = 0
     frame_encoder_widths: tuple[int, ...] | None = None
     frame_encoder_blocks: tuple[int, ...] | None = None
-    class_cond: bool = False
-    action_cond: bool = False
+    conditions: tuple[str, ...] = ()  # "class", "actions": see models/conditions.py TRAINABLE_CONDITIONS
     cond_drop_prob: float = 0.0
+
+    def __post_init__(self):
+        self.conditions = tuple(self.conditions or ())
 
 
 StageOptions = VQVAEStageOptions | PriorStageOptions
