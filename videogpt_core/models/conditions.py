@@ -1,5 +1,5 @@
-"""Everything the prior conditions on, as one frozen value: the first frames (cross-attention), the class and
-the per-frame actions (conditional LayerNorm), and the prefix codes (the given frames' codes, written into the
+"""Everything the prior conditions on, as one frozen value: the first frames (cross-attention), the class, the
+per-frame actions and a vector per clip (conditional LayerNorm), and the prefix codes (the given frames' codes, written into the
 KV cache before sampling and never sampled).
 
 `Conditions` are checked against a prior's config in one place (`check`), built from a data batch here and
@@ -19,7 +19,7 @@ from videogpt_core.models.action_range import action_range_of
 from videogpt_core.models.sliding_window import padded_action_frames
 
 # The item key of each field in a data batch (data sets name a clip's class "label").
-BATCH_KEYS = {"frames": "frames", "labels": "label", "actions": "actions"}
+BATCH_KEYS = {"frames": "frames", "labels": "label", "actions": "actions", "context": "context"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Conditions:
     labels: torch.Tensor | None = None  # (B,) int64 class indices
     actions: torch.Tensor | None = None  # (B, frames, action_dim) float32: one row per frame
     prefix: torch.Tensor | None = None  # (B, n) int64: the window's first n codes in raster order, given
+    context: torch.Tensor | None = None  # (B, context_dim) float: one vector per clip (e.g. a text embedding)
 
     @classmethod
     def from_batch(cls, config, batch: dict, device: torch.device | str | None = None) -> "Conditions":
@@ -58,7 +59,8 @@ class Conditions:
             frames=torch.zeros(batch, 3, k, res, res, device=device) if k else None,
             labels=torch.zeros(batch, dtype=torch.long, device=device) if config.n_classes else None,
             actions=torch.zeros(batch, config.sequence_length, config.action_dim, device=device)
-            if config.action_dim else None)
+            if config.action_dim else None,
+            context=torch.zeros(batch, config.context_dim, device=device) if config.context_dim else None)
 
     # ---- checks -------------------------------------------------------------------------------------
 
@@ -68,6 +70,7 @@ class Conditions:
         _check_frames(self.frames, config, batch)
         _check_labels(self.labels, config, batch)
         _check_actions(self.actions, config, batch)
+        _check_context(self.context, config, batch)
         if self.prefix is not None:
             if self.prefix.dim() != 2 or self.prefix.shape[0] != batch or self.prefix.is_floating_point() \
                     or self.prefix.shape[1] >= config.seq_len:
@@ -110,7 +113,8 @@ class Conditions:
 
 def conditioned_on(config, name: str) -> bool:
     """Whether a prior of `config` conditions on the Conditions field `name`."""
-    return bool({"frames": config.n_cond_frames, "labels": config.n_classes, "actions": config.action_dim}[name])
+    return bool({"frames": config.n_cond_frames, "labels": config.n_classes, "actions": config.action_dim,
+                 "context": config.context_dim}[name])
 
 
 # ---- a new prior's conditions, from its training data ---------------------------------------------------
@@ -129,9 +133,17 @@ def _action_fields(dataset, meta: dict) -> dict:
     return dict(action_dim=action_dim, action_range=action_range_of(dataset))
 
 
+def _context_fields(dataset, meta: dict) -> dict:
+    context = dataset[0].get("context") if len(dataset) else None
+    if context is None or torch.as_tensor(context).dim() != 1:
+        raise ValueError("--condition context: the codes carry no context vector per clip (give the data an "
+                         "array '{split}_context' of shape (n_videos, width) and encode it again)")
+    return dict(context_dim=int(torch.as_tensor(context).shape[0]))
+
+
 # The conditions a prior can be trained on (`videogpt train-prior --condition NAME`; first frames have
 # --cond-frames), each giving the config fields it needs from the training data set and its meta data.
-TRAINABLE_CONDITIONS = {"class": _class_fields, "actions": _action_fields}
+TRAINABLE_CONDITIONS = {"class": _class_fields, "actions": _action_fields, "context": _context_fields}
 
 
 def prior_config_from_data(names, dataset, meta: dict) -> dict:
@@ -191,3 +203,17 @@ def _check_actions(actions, config, batch: int) -> None:
         raise ValueError(f"actions must have shape {expected} (one row per frame), got {shape}")
     if not torch.isfinite(actions).all():
         raise ValueError("actions contain NaN or infinite values")
+
+
+def _check_context(context, config, batch: int) -> None:
+    if not config.context_dim:
+        if context is not None:
+            raise ValueError("context given, but this model has no context conditioning (context_dim=0)")
+        return
+    expected = (batch, config.context_dim)
+    if context is None:
+        raise ValueError(f"context ({config.context_dim},) is required: this model conditions on a vector per clip")
+    if not isinstance(context, torch.Tensor) or tuple(context.shape) != expected or not context.is_floating_point() \
+            or not torch.isfinite(context).all():
+        shape = tuple(context.shape) if isinstance(context, torch.Tensor) else type(context).__name__
+        raise ValueError(f"context must be finite floats, {config.context_dim} per clip {expected}, got {shape}")

@@ -85,7 +85,7 @@ class VideoGPTConfig:
     n_layers: int = 8
     dropout: float = 0.2
     attn_dropout: float = 0.3
-    # Conditioning: any combination of first frames, a class and per-frame actions.
+    # Conditioning: any combination of first frames, a class, per-frame actions and a vector per clip.
     n_cond_frames: int = 0
     frame_encoder_widths: tuple[int, ...] = (64, 128, 256, 240)  # the reference's 3D ResNet-34
     frame_encoder_blocks: tuple[int, ...] = (3, 4, 6, 3)
@@ -96,6 +96,8 @@ class VideoGPTConfig:
     # [low, high] of each action dimension in the training data: actions outside it are refused at sampling
     # (far outside, the conditional norms saturate and the logits turn NaN). None: not recorded.
     action_range: list[list[float]] | None = None
+    context_dim: int = 0  # width of a vector given per clip (e.g. a text embedding); 0: none
+    context_embed_dim: int = 64
     cond_drop_prob: float = 0.0  # train-time condition dropout, so classifier-free guidance works
 
     def __post_init__(self):
@@ -140,8 +142,10 @@ class VideoGPTConfig:
 
     @property
     def cond_dim(self) -> int:
-        """Width of the vector that drives the conditional LayerNorms (class one-hot + action embedding)."""
-        return self.n_classes + (self.action_embed_dim if self.action_dim else 0)
+        """Width of the vector that drives the conditional LayerNorms (class one-hot + action embedding +
+        context embedding)."""
+        return self.n_classes + (self.action_embed_dim if self.action_dim else 0) \
+            + (self.context_embed_dim if self.context_dim else 0)
 
 
 def config_to_dict(config) -> dict:

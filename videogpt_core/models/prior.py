@@ -1,4 +1,5 @@
-"""The VideoGPT prior: a GPT over the VQ-VAE's codes, conditioned on first frames, a class and/or actions.
+"""The VideoGPT prior: a GPT over the VQ-VAE's codes, conditioned on first frames, a class, actions and/or a
+vector per clip.
 
 Teacher-forced `forward` for training, and `start_decoding` / `prefill` / `decode_step` / `verify` for
 fast sampling with a static per-layer KV cache (see inference/sampling.py for the loop). Both run the same blocks
@@ -65,6 +66,8 @@ class VideoGPT(PretrainedMixin, nn.Module):
             e = config.action_embed_dim
             self.action_mlp = nn.Sequential(
                 nn.Linear(config.frames_per_latent * config.action_dim, e), nn.GELU(), nn.Linear(e, e))
+        if config.context_dim:
+            self.context_proj = nn.Linear(config.context_dim, config.context_embed_dim)
         self.fc_in = nn.Linear(config.embedding_dim, d, bias=False)
         nn.init.normal_(self.fc_in.weight, std=0.02)
         self.sos = nn.Parameter(torch.randn(d) * 0.02)
@@ -124,6 +127,9 @@ class VideoGPT(PretrainedMixin, nn.Module):
             actions = conditions.actions.to(self.fc_in.weight.device, torch.float32)
             # Each latent time step sees the actions of the frames it covers.
             parts.append(self.action_mlp(actions.reshape(batch, t, -1)))
+        if cfg.context_dim:
+            context = self.context_proj(conditions.context.to(self.fc_in.weight.device, torch.float32))
+            parts.append(context[:, None].expand(batch, t, -1))  # the same for every latent time step
         cond = torch.cat(parts, dim=-1)
         if drop is not None:
             cond = cond * (~drop).to(cond.dtype)[:, None, None]
