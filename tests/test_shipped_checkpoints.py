@@ -25,7 +25,7 @@ def pusher():
 
 WORLD_MODELS = {"vizdoom": 3, "fetchpush": 4}  # name: action columns
 # Worlds of the causal per-frame design: the given frame enters as its codes and is never sampled.
-PER_FRAME_WORLDS = {"vizdoom"}
+PER_FRAME_WORLDS = {"vizdoom", "fetchpush"}
 
 
 @pytest.mark.parametrize("name", ["pusher", "digits", *WORLD_MODELS])
