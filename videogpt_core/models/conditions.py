@@ -1,12 +1,12 @@
 """Everything the prior conditions on, as one frozen value: the first frames (cross-attention), the class, the
-per-frame actions and a vector per clip (conditional LayerNorm), and the prefix codes (the given frames' codes, written into the
-KV cache before sampling and never sampled).
+per-frame actions and a vector per clip (conditional LayerNorm), and the prefix codes (the given frames' codes,
+written into the KV cache before sampling and never sampled).
 
 `Conditions` are checked against a prior's config in one place (`check`), built from a data batch here and
 from a user's inputs by the pipeline (which also checks the actions' trained range); the window, padding and
-guidance doubling of a generation are its methods. What a new prior conditioned on a class or actions takes
-from its training data (`prior_config_from_data`) is here too, so a kind of condition lives in this file, the
-config field that sizes it and the prior's embedding of it.
+guidance doubling of a generation are its methods. What a new prior conditioned on a class, actions or a vector
+per clip takes from its training data (`prior_config_from_data`) is here too, so a kind of condition lives in
+this file, the config field that sizes it and the prior's embedding of it.
 """
 from __future__ import annotations
 

@@ -153,7 +153,8 @@ def configure_prior_parser(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--action-cond", action="append_const", dest="conditions", const="actions",
                        help="condition on per-frame actions: --condition actions")
     group.add_argument("--cond-drop-prob", type=float, default=_default(PriorStageOptions, "cond_drop_prob"),
-                       help="drop class / action conditions with this probability, for guidance (default: %(default)s)")
+                       help="drop the class / action / context conditions with this probability, for guidance "
+                       "(default: %(default)s)")
     _add_trainer_args(parser, "a code cache of held-out clips (`videogpt encode-dataset --split test`); "
                               "without it there is no validation")
 
