@@ -57,23 +57,30 @@ def test_a_few_given_frames_get_codes_close_to_their_in_context_codes(pusher):
     in_context = pusher.vqvae.encode(video)[:, :1]
     alone = pusher.vqvae.encode(video[:, :, :fpl])
     prefix = pusher.encode_prefix(video[:, :, :fpl], 1)
+    if pusher.vqvae.config.causal:  # the first frame's codes do not depend on what follows it
+        assert torch.equal(alone, in_context) and torch.equal(prefix, in_context)
+        return
     agree_alone = (alone == in_context).float().mean().item()
     agree_prefix = (prefix == in_context).float().mean().item()
     assert agree_prefix > 0.5 and agree_prefix > agree_alone + 0.3, (agree_prefix, agree_alone)
 
 
 def test_clips_longer_than_a_window_reconstruct_window_by_window(pusher):
-    # 32-frame test episodes (seeds never trained on): the VQ-VAE, trained on 16 frames, handles 32 at once
-    # badly (measured 26.8 dB), window by window well.
+    # 32-frame test episodes (seeds never trained on): a VQ-VAE with attention along time, trained on 16 frames,
+    # handles 32 at once badly (measured 26.8 dB), window by window well.
     clips = [generate_pusher_episode(10_000_000 + i, n_frames=32).frames for i in range(2)]
     video = torch.stack([to_model_video(clip) for clip in clips])  # (2, 3, 32, 64, 64)
     frames, codes = pusher.reconstruct(video)
-    assert frames.shape == (2, 32, 64, 64, 3) and codes.shape == (2, 8, *pusher.prior.latent_shape[1:])
+    slices = 32 // pusher.config.frames_per_latent
+    assert frames.shape == (2, 32, 64, 64, 3) and codes.shape == (2, slices, *pusher.prior.latent_shape[1:])
     with torch.no_grad():
         at_once = pusher.decode(pusher.vqvae.encode(video))
     by_window = psnr_per_frame(video, torch.stack([to_model_video(f) for f in frames])).mean().item()
     whole = psnr_per_frame(video, torch.stack([to_model_video(f) for f in at_once])).mean().item()
-    assert by_window > 30 and by_window > whole + 3, (by_window, whole)
+    if pusher.vqvae.config.per_frame:  # every frame coded alone: a window changes nothing
+        assert by_window > 30 and abs(by_window - whole) < 0.01, (by_window, whole)
+    else:
+        assert by_window > 30 and by_window > whole + 3, (by_window, whole)
 
 
 def test_the_general_codec_is_complete_documented_and_reconstructs_a_photo_clip():
