@@ -88,12 +88,18 @@ def main(argv: list[str] | None = None) -> None:
                 registry.pipeline(name)
             except Exception as error:  # a broken model must not keep the others from being served
                 print(f"warning: could not load model {name}: {error}", file=sys.stderr)
-    # `docker stop` / Spaces send SIGTERM: exit normally so the temporary folders are removed (atexit).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # `docker stop` / Spaces send SIGTERM: exit normally so the temporary folders are removed (atexit); a second
+    # SIGTERM while they are being removed is ignored rather than interrupting the clean-up with a traceback.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     print(f"serving {len(registry.names)} model(s): {', '.join(registry.names) or 'none'}")
     if args.compile == "background" and registry.compiler.state:
         print("compiling their decode steps in the background, one at a time (each samples faster once done)")
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
+
+
+def _exit_on_sigterm(*_) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(0)
 
 
 if __name__ == "__main__":
