@@ -23,7 +23,7 @@ from videogpt_core.evaluation.vizdoom_world import horizontal_shifts, turn_agree
 from videogpt_core.models.checkpoints import load_vqvae
 
 
-def test_clips(data: Path, n_clips: int, n_frames: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def first_test_clips(data: Path, n_clips: int, n_frames: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(frames (N, T, H, W, 3) uint8, actions (N, T, A), action names) of the first test episodes."""
     with h5py.File(data, "r") as file:
         names = json.loads(file.attrs["action_names"])
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    frames, actions, names = test_clips(args.data, args.clips, args.frames)
+    frames, actions, names = first_test_clips(args.data, args.clips, args.frames)
     turning = turn_signs(actions, names)[:, 1:] != 0
     real = turn_agreement(frames, actions, names)
     print(f"real frames: turn agreement {real['turn_agreement']:.1%} over {real['turn_steps']} turning steps, "
