@@ -1,5 +1,6 @@
 """`videogpt train-vqvae` / `train-prior`: options, help, and errors as one line with exit status 2."""
 import argparse
+import json
 
 import pytest
 
@@ -46,6 +47,22 @@ def test_prior_frame_encoder_size_options(capsys):
     with pytest.raises(SystemExit):
         _prior_parser().parse_args(base + ["--frame-encoder-widths", "8,x"])
     assert "comma-separated integers" in capsys.readouterr().err
+
+
+def test_resume_keeps_the_runs_schedule_unless_given_again(tmp_path):
+    # A run started with its own schedule, resumed with a new end: the warmup must not restart at the default.
+    checkpoint = tmp_path / "run" / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    started = {"steps": 4000, "lr": 8e-4, "warmup": 90, "min_lr_ratio": 0.05, "batch_size": 8, "compile": True}
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"trainer_config": started}))
+    base = ["--codes", "c", "--vqvae", "v", "--out", str(tmp_path / "run")]
+    trainer, _ = configs_from_args(_prior_parser().parse_args(base + ["--resume", "--steps", "2500"]), PriorStageOptions)
+    assert (trainer.steps, trainer.lr, trainer.warmup, trainer.min_lr_ratio) == (2500, 8e-4, 90, 0.05)
+    assert trainer.batch_size is None and not trainer.compile  # the size preset and the flag decide these
+    trainer, _ = configs_from_args(_prior_parser().parse_args(base + ["--resume", "--warmup", "10"]), PriorStageOptions)
+    assert (trainer.steps, trainer.warmup) == (4000, 10)
+    trainer, _ = configs_from_args(_prior_parser().parse_args(base), PriorStageOptions)  # a new run: the defaults
+    assert (trainer.steps, trainer.lr, trainer.warmup) == (100_000, 3e-4, 1000)
 
 
 def test_command_line_errors_are_clear(tmp_path, capsys):

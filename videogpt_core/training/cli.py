@@ -8,6 +8,7 @@ from typing import Any
 
 from videogpt_core.models.conditions import TRAINABLE_CONDITIONS
 from videogpt_core.training.prior_stage import train_prior
+from videogpt_core.training.run_folder import saved_trainer_config
 from videogpt_core.training.sizes import SIZES, preset_help
 from videogpt_core.training.stage_options import PriorStageOptions, VQVAEStageOptions
 from videogpt_core.training.trainer_config import MIXED_PRECISION_MODES, TrainerConfig
@@ -45,9 +46,10 @@ def _add_trainer_args(parser: argparse.ArgumentParser, val_help: str) -> None:
     group = parser.add_argument_group("training (shared by both stages)")
 
     def add(flag: str, help: str, **kwargs) -> None:
+        # Left out of the namespace when not given, so that --resume can tell "not given" from a default.
         name = flag[2:].replace("-", "_")
-        group.add_argument(flag, default=_default(TrainerConfig, name), help=help + " (default: %(default)s)",
-                           **kwargs)
+        group.add_argument(flag, default=argparse.SUPPRESS, **kwargs,
+                           help=f"{help} (default: {_default(TrainerConfig, name)}; with --resume: the run's)")
 
     group.add_argument("--out", required=True, metavar="RUN_DIR",
                        help="run folder: checkpoint/ (full state), model/ (exported), logs/ (TensorBoard)")
@@ -75,7 +77,8 @@ def _add_trainer_args(parser: argparse.ArgumentParser, val_help: str) -> None:
     add("--save-every", "steps between checkpoints", type=int)
     add("--sample-every", "steps between TensorBoard videos", type=int)
     group.add_argument("--resume", action="store_true",
-                       help="continue the run in --out exactly where it stopped (model shape from the checkpoint)")
+                       help="continue the run in --out exactly where it stopped (model shape from the checkpoint; "
+                            "the training options above that are not given, from the run's)")
     group.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -162,7 +165,13 @@ def configure_prior_parser(parser: argparse.ArgumentParser) -> None:
 def configs_from_args(args: argparse.Namespace, options_class: type) -> tuple[TrainerConfig, Any]:
     """The parsed options split into a TrainerConfig and the stage's options."""
     given = vars(args)
-    trainer = {f.name: given[f.name] for f in dataclasses.fields(TrainerConfig) if f.name in given}
+    names = [f.name for f in dataclasses.fields(TrainerConfig)]
+    trainer = {name: given[name] for name in names if name in given}
+    if given.get("resume"):
+        # Options not given are not in `args` (see _add_trainer_args): a resumed run keeps the ones it was
+        # started with, so that a default --warmup does not restart its warmup.
+        saved = saved_trainer_config(args.out)
+        trainer = {**{name: saved[name] for name in names if name in saved}, **trainer}
     options = {f.name: given[f.name] for f in dataclasses.fields(options_class) if f.name in given}
     return TrainerConfig(**{**trainer, "out_dir": str(args.out)}), options_class(**options)
 
