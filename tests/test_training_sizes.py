@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +15,7 @@ from videogpt_core.training import PriorStageOptions, VQVAEStageOptions, train_v
 from videogpt_core.training import sizes as training_sizes
 from videogpt_core.training.accelerator import resolve_mixed_precision
 from videogpt_core.training.cli import configs_from_args, configure_prior_parser, configure_vqvae_parser
+from videogpt_core.training.optimization import lr_multiplier
 from videogpt_core.training.run_folder import saved_trainer_config
 from videogpt_core.training.run_log import estimate_message
 from videogpt_core.training.stage_options import apply_size
@@ -131,3 +133,21 @@ def test_resume_without_batch_size_keeps_the_checkpoints(tmp_path):
     resumed = train_vqvae(*vqvae_configs(tmp_path / "run", steps=3, resume=True, **QUIET), train_dataset=Clips())
     assert resumed.step == 3
     assert saved_trainer_config(tmp_path / "run")["batch_size"] == 3
+
+
+def test_resume_with_a_new_learning_rate_follows_it(tmp_path):
+    # A second cosine at a lower peak: the loaded optimizer and scheduler states must not keep the old one.
+    class Clips(torch.utils.data.Dataset):
+        def __len__(self):
+            return 12
+
+        def __getitem__(self, index):
+            return {"video": torch.rand(3, 4, 16, 16) - 0.5}
+
+    args = dict(steps=2, batch_size=3, lr=1e-3, warmup=1, **TINY_VQVAE, **QUIET)
+    train_vqvae(*vqvae_configs(tmp_path / "run", **args), train_dataset=Clips())
+    resumed = dict(args, steps=4, lr=4e-4, resume=True)
+    train_vqvae(*vqvae_configs(tmp_path / "run", **resumed), train_dataset=Clips())
+    scheduler = json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["scheduler"]
+    assert scheduler["base_lrs"] == [4e-4] * len(scheduler["base_lrs"])
+    assert scheduler["_last_lr"][0] == pytest.approx(4e-4 * lr_multiplier(4, 1, 4))

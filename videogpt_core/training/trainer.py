@@ -20,7 +20,7 @@ from videogpt_core.training.data_order import (EpochBatchSampler, SeededItems, m
                                                validation_keys)
 from videogpt_core.training.grad_layout import match_parameter_strides
 from videogpt_core.training.media import MEDIA_VIDEOS
-from videogpt_core.training.optimization import adamw, warmup_cosine
+from videogpt_core.training.optimization import adamw, lr_multiplier, warmup_cosine
 from videogpt_core.training.rng_state import capture_rng_states, restore_rng_states, rng_preserved, seed_everything
 from videogpt_core.training.run_folder import CHECKPOINT_DIR, LOG_DIR, MODEL_DIR
 from videogpt_core.training.run_log import RunLog, SpeedEstimate, StepWindow
@@ -301,6 +301,13 @@ class Trainer:
         except (KeyError, ValueError, RuntimeError) as error:
             raise ValueError(f"{checkpoint['path']}: does not fit this run ({error}); was it written by another "
                              "model or optimizer setup?") from None
+        # The schedule is this run's configuration (a resume may give a new --lr, --warmup or --steps); the loaded
+        # states would keep the learning rate they were saved with.
+        config = self.config
+        lr = config.lr * lr_multiplier(self.step, config.warmup, config.steps, config.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["initial_lr"], group["lr"] = config.lr, lr
+        self.scheduler.base_lrs = [config.lr] * len(self.optimizer.param_groups)
         if state.get("world_size") != self.world_size:
             self._print(f"note: the checkpoint was written by {state.get('world_size')} processes, this run "
                         f"has {self.world_size}: the data order and random streams differ from an "
