@@ -56,7 +56,8 @@ def test_resume_keeps_the_runs_schedule_unless_given_again(tmp_path):
     started = {"steps": 4000, "lr": 8e-4, "warmup": 90, "min_lr_ratio": 0.05, "batch_size": 8, "compile": True}
     (checkpoint / "trainer_state.json").write_text(json.dumps({"trainer_config": started}))
     base = ["--codes", "c", "--vqvae", "v", "--out", str(tmp_path / "run")]
-    trainer, _ = configs_from_args(_prior_parser().parse_args(base + ["--resume", "--steps", "2500"]), PriorStageOptions)
+    resumed = _prior_parser().parse_args(base + ["--resume", "--steps", "2500"])
+    trainer, _ = configs_from_args(resumed, PriorStageOptions)
     assert (trainer.steps, trainer.lr, trainer.warmup, trainer.min_lr_ratio) == (2500, 8e-4, 90, 0.05)
     assert trainer.batch_size is None and not trainer.compile  # the size preset and the flag decide these
     trainer, _ = configs_from_args(_prior_parser().parse_args(base + ["--resume", "--warmup", "10"]), PriorStageOptions)

@@ -101,18 +101,24 @@ def test_the_time_estimate_leaves_out_the_first_step():
     assert "about 33 min per 1,000 steps" in message and "3.3 h for the 6,000 steps left" in message
 
 
+class RandomClips(torch.utils.data.Dataset):
+    """n tiny random clips of 4 frames."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, index):
+        return {"video": torch.rand(3, 4, 16, 16) - 0.5}
+
+
 def test_a_run_prints_its_size_parameters_and_time_estimate(tmp_path, capsys):
     from videogpt_core.models.vqvae import VQVAE
 
-    class Clips(torch.utils.data.Dataset):
-        def __len__(self):
-            return 8
-
-        def __getitem__(self, index):
-            return {"video": torch.rand(3, 4, 16, 16) - 0.5}
-
     args = dict(out=str(tmp_path / "run"), steps=6, batch_size=2, lr=1e-3, warmup=1, **TINY_VQVAE, **QUIET)
-    train_vqvae(*vqvae_configs(**args), train_dataset=Clips())
+    train_vqvae(*vqvae_configs(**args), train_dataset=RandomClips(8))
     err = capsys.readouterr().err
     n_params = sum(p.numel() for p in VQVAE(**TINY_VQVAE).parameters()) / 1e6
     assert f"model size: {training_sizes.default_size()}, chosen for this machine" in err
@@ -121,33 +127,20 @@ def test_a_run_prints_its_size_parameters_and_time_estimate(tmp_path, capsys):
 
 
 def test_resume_without_batch_size_keeps_the_checkpoints(tmp_path):
-    class Clips(torch.utils.data.Dataset):
-        def __len__(self):
-            return 12
-
-        def __getitem__(self, index):
-            return {"video": torch.rand(3, 4, 16, 16) - 0.5}
-
     args = dict(out=str(tmp_path / "run"), steps=2, batch_size=3, lr=1e-3, warmup=1, **TINY_VQVAE, **QUIET)
-    train_vqvae(*vqvae_configs(**args), train_dataset=Clips())
-    resumed = train_vqvae(*vqvae_configs(tmp_path / "run", steps=3, resume=True, **QUIET), train_dataset=Clips())
+    train_vqvae(*vqvae_configs(**args), train_dataset=RandomClips(12))
+    resumed = train_vqvae(*vqvae_configs(tmp_path / "run", steps=3, resume=True, **QUIET),
+                          train_dataset=RandomClips(12))
     assert resumed.step == 3
     assert saved_trainer_config(tmp_path / "run")["batch_size"] == 3
 
 
 def test_resume_with_a_new_learning_rate_follows_it(tmp_path):
     # A second cosine at a lower peak: the loaded optimizer and scheduler states must not keep the old one.
-    class Clips(torch.utils.data.Dataset):
-        def __len__(self):
-            return 12
-
-        def __getitem__(self, index):
-            return {"video": torch.rand(3, 4, 16, 16) - 0.5}
-
     args = dict(steps=2, batch_size=3, lr=1e-3, warmup=1, **TINY_VQVAE, **QUIET)
-    train_vqvae(*vqvae_configs(tmp_path / "run", **args), train_dataset=Clips())
+    train_vqvae(*vqvae_configs(tmp_path / "run", **args), train_dataset=RandomClips(12))
     resumed = dict(args, steps=4, lr=4e-4, resume=True)
-    train_vqvae(*vqvae_configs(tmp_path / "run", **resumed), train_dataset=Clips())
+    train_vqvae(*vqvae_configs(tmp_path / "run", **resumed), train_dataset=RandomClips(12))
     scheduler = json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["scheduler"]
     assert scheduler["base_lrs"] == [4e-4] * len(scheduler["base_lrs"])
     assert scheduler["_last_lr"][0] == pytest.approx(4e-4 * lr_multiplier(4, 1, 4))
