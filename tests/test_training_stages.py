@@ -123,3 +123,30 @@ def test_prior_resume_reproduces_the_uninterrupted_run(tmp_path, tiny_vqvae):
     a = VideoGPT.from_pretrained(tmp_path / "a" / "model" / "prior").state_dict()
     b = VideoGPT.from_pretrained(tmp_path / "b" / "model" / "prior").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class LongerCodes(StructuredCodes):
+    """StructuredCodes with 8 latent slices, as a per-frame codec codes 8-frame windows."""
+
+    def __init__(self, n: int):
+        super().__init__(n)
+        self.meta = {**self.meta, "latent_shape": [8, 4, 4]}
+
+    def __getitem__(self, index):
+        item = super().__getitem__(index)
+        return {**item, "codes": item["codes"].repeat(4, 1, 1)}
+
+
+def test_a_per_frame_codec_serves_codes_of_longer_windows_than_it_trained_on(tmp_path):
+    torch.manual_seed(0)
+    per_frame = VQVAE(**{**TINY_VQVAE, "downsample": (1, 4, 4), "causal": True, "per_frame": True})
+    assert per_frame.latent_shape == (4, 4, 4)
+    run = tmp_path / "prior"
+    train_prior(*prior_run(run, steps=2), train_dataset=LongerCodes(8), vqvae=per_frame)
+    from videogpt_core.models.checkpoints import load_models
+    vqvae, prior = load_models(run / "model")
+    assert vqvae.config.sequence_length == 8 and prior.latent_shape == (8, 4, 4)
+
+    frame_window = VQVAE(**TINY_VQVAE)  # codes a whole clip: its codes of 4-frame clips are no other length's
+    with pytest.raises(ValueError, match="latent shape"):
+        train_prior(*prior_run(tmp_path / "other", steps=2), train_dataset=LongerCodes(8), vqvae=frame_window)

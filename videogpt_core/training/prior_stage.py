@@ -1,6 +1,7 @@
 """Stage 2 built from its configs: the frozen VQ-VAE, its cached codes, the prior, and the trainer run."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
@@ -37,11 +38,17 @@ def _open_codes(options: PriorStageOptions, with_val: bool) -> tuple[Dataset, Da
     return train, None
 
 
-def _check_codes_match(meta: dict[str, Any], vqvae, codes_path) -> None:
+def _match_codec_to_codes(meta: dict[str, Any], vqvae, codes_path) -> None:
+    """Raise unless `vqvae` made the codes. A per-frame codec codes each frame alone, so its training clip length
+    is no property of its codes: it takes the length of the codes' windows (the exported pipeline then decodes
+    a whole window at once, as it was encoded)."""
     if "n_codes" in meta and int(meta["n_codes"]) != vqvae.n_codes:
         raise ValueError(f"{codes_path}: codes of a VQ-VAE with {meta['n_codes']} codes, but --vqvae has "
                          f"{vqvae.n_codes}; pass the VQ-VAE that encoded them")
-    if "latent_shape" in meta and tuple(meta["latent_shape"]) != tuple(vqvae.latent_shape):
+    shape = tuple(meta.get("latent_shape", vqvae.latent_shape))
+    if vqvae.config.per_frame and shape[1:] == tuple(vqvae.latent_shape[1:]) and shape[0] != vqvae.latent_shape[0]:
+        vqvae.config = dataclasses.replace(vqvae.config, sequence_length=shape[0] * vqvae.config.downsample[0])
+    if shape != tuple(vqvae.latent_shape):
         raise ValueError(f"{codes_path}: codes of latent shape {tuple(meta['latent_shape'])}, but --vqvae makes "
                          f"{tuple(vqvae.latent_shape)}; pass the VQ-VAE that encoded them")
 
@@ -81,7 +88,7 @@ def train_prior(trainer: TrainerConfig, options: PriorStageOptions, train_datase
         train_dataset, opened_val = _open_codes(options, with_val=val_dataset is None)
         val_dataset = val_dataset if val_dataset is not None else opened_val
     meta = dict(getattr(train_dataset, "meta", None) or {})
-    _check_codes_match(meta, vqvae, options.codes)
+    _match_codec_to_codes(meta, vqvae, options.codes)
     if saved is not None:
         prior = VideoGPT(config=config_from_dict(VideoGPTConfig, saved["prior_config"], "checkpoint"))
     else:
