@@ -144,3 +144,12 @@ def test_resume_with_a_new_learning_rate_follows_it(tmp_path):
     scheduler = json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["scheduler"]
     assert scheduler["base_lrs"] == [4e-4] * len(scheduler["base_lrs"])
     assert scheduler["_last_lr"][0] == pytest.approx(4e-4 * lr_multiplier(4, 1, 4))
+
+
+def test_resume_with_a_new_weight_decay_follows_it(tmp_path):
+    args = dict(steps=2, batch_size=3, lr=1e-3, warmup=1, weight_decay=0.0, **TINY_VQVAE, **QUIET)
+    train_vqvae(*vqvae_configs(tmp_path / "run", **args), train_dataset=RandomClips(12))
+    train_vqvae(*vqvae_configs(tmp_path / "run", **dict(args, steps=3, weight_decay=0.05, resume=True)),
+                train_dataset=RandomClips(12))
+    groups = torch.load(tmp_path / "run" / "checkpoint" / "optimizer.pt", weights_only=True)["param_groups"]
+    assert [group["weight_decay"] for group in groups] == [0.05, 0.0]  # matrices, then biases and gains

@@ -294,6 +294,7 @@ class Trainer:
     def _restore(self, checkpoint: dict[str, Any]) -> None:
         """Trainer state from a verified checkpoint (the model weights were loaded before prepare)."""
         state = checkpoint["state"]
+        weight_decays = [group["weight_decay"] for group in self.optimizer.param_groups]  # this run's, per group
         try:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
@@ -301,12 +302,12 @@ class Trainer:
         except (KeyError, ValueError, RuntimeError) as error:
             raise ValueError(f"{checkpoint['path']}: does not fit this run ({error}); was it written by another "
                              "model or optimizer setup?") from None
-        # The schedule is this run's configuration (a resume may give a new --lr, --warmup or --steps); the loaded
-        # states would keep the learning rate they were saved with.
+        # The schedule and the weight decay are this run's configuration (a resume may give a new --lr, --warmup,
+        # --steps or --weight-decay); the loaded states would keep the values they were saved with.
         config = self.config
         lr = config.lr * lr_multiplier(self.step, config.warmup, config.steps, config.min_lr_ratio)
-        for group in self.optimizer.param_groups:
-            group["initial_lr"], group["lr"] = config.lr, lr
+        for group, weight_decay in zip(self.optimizer.param_groups, weight_decays):
+            group["initial_lr"], group["lr"], group["weight_decay"] = config.lr, lr, weight_decay
         self.scheduler.base_lrs = [config.lr] * len(self.optimizer.param_groups)
         if state.get("world_size") != self.world_size:
             self._print(f"note: the checkpoint was written by {state.get('world_size')} processes, this run "
