@@ -150,3 +150,27 @@ def test_a_per_frame_codec_serves_codes_of_longer_windows_than_it_trained_on(tmp
     frame_window = VQVAE(**TINY_VQVAE)  # codes a whole clip: its codes of 4-frame clips are no other length's
     with pytest.raises(ValueError, match="latent shape"):
         train_prior(*prior_run(tmp_path / "other", steps=2), train_dataset=LongerCodes(8), vqvae=frame_window)
+
+
+def test_context_noise_replaces_input_codes_only_and_a_resume_keeps_it(tmp_path, tiny_vqvae):
+    from videogpt_core.models.prior import with_random_codes
+    codes = torch.randint(0, 16, (64, 2, 4, 4))
+    torch.manual_seed(0)
+    noisy = with_random_codes(codes, 0.5, 16)
+    changed = (noisy != codes).float().mean(dim=(1, 2, 3))
+    assert 0.1 < changed.mean() < 0.4 and changed.max() < 0.6  # rates from [0, 0.5], 1 in 16 redrawn the same
+    assert torch.equal(with_random_codes(codes, 0.0, 16), codes)
+
+    run = tmp_path / "prior"
+    train_prior(*prior_run(run, steps=2, context_noise=0.3), train_dataset=StructuredCodes(8), vqvae=tiny_vqvae)
+    assert trainer_state(run)["task"]["context_noise"] == 0.3
+    train_prior(*prior_run(run, steps=3, resume=True), train_dataset=StructuredCodes(8), vqvae=tiny_vqvae)
+    assert trainer_state(run)["task"]["context_noise"] == 0.3
+    with pytest.raises(ValueError, match="context-noise"):
+        prior_run(run, context_noise=1.5)
+
+    from videogpt_core.training.prior_task import PriorTask
+    prior = VideoGPT.from_pretrained(run / "model" / "prior").eval()
+    batch = {"codes": codes[:4], "label": torch.zeros(4, dtype=torch.long)}
+    task = PriorTask(prior, tiny_vqvae, context_noise=1.0)
+    assert torch.equal(task.loss(prior, batch)["loss"], prior.loss(codes[:4], labels=batch["label"])["loss"])

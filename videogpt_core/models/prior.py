@@ -46,6 +46,13 @@ class BroadcastPosEmbed(nn.Module):
         return torch.cat(parts, dim=-1).flatten(0, -2)
 
 
+def with_random_codes(codes: torch.Tensor, max_rate: float, n_codes: int) -> torch.Tensor:
+    """codes (B, ...) with each clip's codes replaced by uniform random ones at a rate drawn from [0, max_rate]."""
+    rate = torch.rand(codes.shape[0], *(1,) * (codes.dim() - 1), device=codes.device) * max_rate
+    replaced = torch.rand(codes.shape, device=codes.device) < rate
+    return torch.where(replaced, torch.randint_like(codes, n_codes), codes)
+
+
 class VideoGPT(PretrainedMixin, nn.Module):
     config_class = VideoGPTConfig
     model_kind = "prior"
@@ -174,9 +181,14 @@ class VideoGPT(PretrainedMixin, nn.Module):
         logits = self.teacher_forced(codes.flatten(1)[:, :-1], condition)
         return logits.view(batch, *self.latent_shape, self.n_codes)
 
-    def loss(self, codes: torch.Tensor, **conditions) -> dict[str, torch.Tensor]:
-        """Cross-entropy of the codes in nats per latent token, and the same in bits."""
-        logits = self(codes, **conditions)
+    def loss(self, codes: torch.Tensor, context_noise: float = 0.0, **conditions) -> dict[str, torch.Tensor]:
+        """Cross-entropy of the codes in nats per latent token, and the same in bits.
+
+        context_noise > 0: each clip's input codes are replaced by random codes at a rate drawn from
+        [0, context_noise] (the targets stay the true codes), so the prior learns to continue a context with
+        errors in it, as its own sampled frames have when a rollout goes on."""
+        inputs = codes if not context_noise else with_random_codes(codes, context_noise, self.n_codes)
+        logits = self(inputs, **conditions)
         loss = F.cross_entropy(logits.flatten(0, -2).float(), codes.flatten())
         return dict(loss=loss, bits_per_token=loss.detach() / math.log(2))
 

@@ -158,6 +158,10 @@ def configure_prior_parser(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cond-drop-prob", type=float, default=_default(PriorStageOptions, "cond_drop_prob"),
                        help="drop the class / action / context conditions with this probability, for guidance "
                        "(default: %(default)s)")
+    group.add_argument("--context-noise", type=float, default=None, metavar="RATE",
+                       help="replace each training clip's input codes by random ones at a rate drawn from "
+                       "[0, RATE], the targets kept: the prior learns to continue contexts with errors, as its "
+                       "own rollouts have (default: 0, or on --resume the run's)")
     _add_trainer_args(parser, "a code cache of held-out clips (`videogpt encode-dataset --split test`); "
                               "without it there is no validation")
 

@@ -94,4 +94,8 @@ def train_prior(trainer: TrainerConfig, options: PriorStageOptions, train_datase
     else:
         prior = _new_prior(options, vqvae, train_dataset, meta, trainer.seed)
     announce_size(options, size, trainer.batch_size, prior, resumed=saved is not None)
-    return Trainer(trainer, PriorTask(prior, vqvae, vqvae_path), train_dataset, val_dataset, callbacks).fit()
+    context_noise = options.context_noise
+    if context_noise is None:
+        context_noise = float((saved or {}).get("context_noise", 0.0))
+    task = PriorTask(prior, vqvae, vqvae_path, context_noise)
+    return Trainer(trainer, task, train_dataset, val_dataset, callbacks).fit()

@@ -17,16 +17,21 @@ class PriorTask(TrainingTask):
 
     kind = "prior"
 
-    def __init__(self, model: nn.Module, vqvae: nn.Module, vqvae_path: str | None = None):
+    def __init__(self, model: nn.Module, vqvae: nn.Module, vqvae_path: str | None = None,
+                 context_noise: float = 0.0):
+        """context_noise: see VideoGPT.loss; training batches only (validation scores clean contexts)."""
         super().__init__(model)
         self.vqvae = vqvae.eval()  # frozen: only exported beside the prior and used for media
         self.vqvae_path = vqvae_path
+        self.context_noise = context_noise
 
     def loss(self, model, batch):
-        return model.loss(batch["codes"], **Conditions.from_batch(model.config, batch).tensors())
+        noise = self.context_noise if model.training else 0.0
+        return model.loss(batch["codes"], context_noise=noise, **Conditions.from_batch(model.config, batch).tensors())
 
     def describe(self):
-        return {"kind": self.kind, "prior_config": config_to_dict(self.model.config), "vqvae": self.vqvae_path}
+        return {"kind": self.kind, "prior_config": config_to_dict(self.model.config), "vqvae": self.vqvae_path,
+                "context_noise": self.context_noise}
 
     def export(self, model, directory):
         save_pipeline(directory, self.vqvae, model)

@@ -69,9 +69,12 @@ class PriorStageOptions:
     frame_encoder_blocks: tuple[int, ...] | None = None
     conditions: tuple[str, ...] = ()  # "class", "actions": see models/conditions.py TRAINABLE_CONDITIONS
     cond_drop_prob: float = 0.0
+    context_noise: float | None = None  # see VideoGPT.loss; None: 0, or on resume the run's
 
     def __post_init__(self):
         self.conditions = tuple(self.conditions or ())
+        if self.context_noise is not None and not 0.0 <= self.context_noise <= 1.0:
+            raise ValueError(f"--context-noise is a share of the codes, from 0 to 1; got {self.context_noise}")
 
 
 StageOptions = VQVAEStageOptions | PriorStageOptions
