@@ -47,9 +47,11 @@ class BroadcastPosEmbed(nn.Module):
 
 
 def with_random_codes(codes: torch.Tensor, max_rate: float, n_codes: int) -> torch.Tensor:
-    """codes (B, ...) with each clip's codes replaced by uniform random ones at a rate drawn from [0, max_rate]."""
+    """codes (B, T, ...) with each clip's codes past its first latent slice replaced by uniform random ones at a
+    rate drawn from [0, max_rate]. The first slice stays exact: a rollout starts from the given frame's codes."""
     rate = torch.rand(codes.shape[0], *(1,) * (codes.dim() - 1), device=codes.device) * max_rate
     replaced = torch.rand(codes.shape, device=codes.device) < rate
+    replaced[:, 0] = False
     return torch.where(replaced, torch.randint_like(codes, n_codes), codes)
 
 
@@ -184,9 +186,9 @@ class VideoGPT(PretrainedMixin, nn.Module):
     def loss(self, codes: torch.Tensor, context_noise: float = 0.0, **conditions) -> dict[str, torch.Tensor]:
         """Cross-entropy of the codes in nats per latent token, and the same in bits.
 
-        context_noise > 0: each clip's input codes are replaced by random codes at a rate drawn from
-        [0, context_noise] (the targets stay the true codes), so the prior learns to continue a context with
-        errors in it, as its own sampled frames have when a rollout goes on."""
+        context_noise > 0: each clip's input codes after the first latent slice are replaced by random codes at
+        a rate drawn from [0, context_noise] (the targets stay the true codes), so the prior learns to continue
+        a context with errors in it, as its own sampled frames have when a rollout goes on."""
         inputs = codes if not context_noise else with_random_codes(codes, context_noise, self.n_codes)
         logits = self(inputs, **conditions)
         loss = F.cross_entropy(logits.flatten(0, -2).float(), codes.flatten())

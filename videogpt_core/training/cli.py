@@ -159,9 +159,10 @@ def configure_prior_parser(parser: argparse.ArgumentParser) -> None:
                        help="drop the class / action / context conditions with this probability, for guidance "
                        "(default: %(default)s)")
     group.add_argument("--context-noise", type=float, default=None, metavar="RATE",
-                       help="replace each training clip's input codes by random ones at a rate drawn from "
-                       "[0, RATE], the targets kept: the prior learns to continue contexts with errors, as its "
-                       "own rollouts have (default: 0, or on --resume the run's)")
+                       help="replace each training clip's input codes after its first latent slice (a "
+                       "rollout's given frame) by random ones at a rate drawn from [0, RATE], the targets kept: "
+                       "the prior learns to continue contexts with errors, as its own rollouts have (default: 0, "
+                       "or on --resume the run's)")
     _add_trainer_args(parser, "a code cache of held-out clips (`videogpt encode-dataset --split test`); "
                               "without it there is no validation")
 
