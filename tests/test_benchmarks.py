@@ -3,6 +3,7 @@ runs end to end at the tiny size and reports what it promises (smoke runs are ma
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -165,11 +166,24 @@ def test_training_harness_smoke(tmp_path, capsys):
 def test_play_step_cost_harness_on_the_shipped_vizdoom(capsys):
     from benchmarks.play_step_cost import main
 
-    from pathlib import Path
-
     checkpoint = Path(__file__).resolve().parents[1] / "checkpoints" / "vizdoom"
     report = main(["--checkpoint", str(checkpoint), "--steps", "22"])
     assert report["steps"] == 22 and report["median_s_steps_1_10"] > 0 and report["median_s_steps_12_22"] > 0
     assert report["late_over_early"] == pytest.approx(report["median_s_steps_12_22"] / report["median_s_steps_1_10"],
                                                       rel=1e-2)
     assert '"late_over_early"' in capsys.readouterr().out
+
+
+def test_play_vs_simulator_harness_replays_the_keys_of_a_play(tmp_path, capsys):
+    pytest.importorskip("vizdoom")
+    from benchmarks.play_vs_simulator import key_presses, main
+
+    keys = key_presses(["left", "right", "up"], play=3, presses=30)
+    assert len(keys) == 30 and set(keys) <= {"left", "right", "up"} and len(set(keys)) > 1
+    checkpoint = Path(__file__).resolve().parents[1] / "checkpoints" / "vizdoom"
+    report = main(["--checkpoint", str(checkpoint), "--plays", "2", "--presses", "3", "--threads", "1",
+                   "--sheet", str(tmp_path / "sheet.png")])
+    assert report["frames_per_play"] == 3 and len(report["per_play_model_minus_held"]) == 2
+    # The first step after the start frame: the simulator moved a little, so holding the start is close to it.
+    assert 15 < report["per_frame_held"][0] < 60 and 5 < report["per_frame_model"][0] < 60
+    assert (tmp_path / "sheet.png").stat().st_size > 0 and '"mean_psnr_model"' in capsys.readouterr().out
