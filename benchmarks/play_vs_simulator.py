@@ -4,11 +4,12 @@ in the simulator; score every step's frame against the simulator's, beside the s
     python -m benchmarks.play_vs_simulator --checkpoint checkpoints/vizdoom --plays 10 --presses 30
 
 Each play starts from one of the demo's ViZDoom start frames (demo/examples/vizdoom-test-K.png, the first
-frames of the test seeds, in turn) and presses `--presses` keys drawn from turning and walking (those of
-left, right, up, down the scenario has; each key for a run of 1-6 presses, seed = the play's number), one key press per Play step, with
-the Play tab's session and default sampling. The simulator then replays the play's own action rows from the
-start frame's seed. Prints the PSNR of each step against the simulator (mean over plays) beside the start frame
-held, and writes a contact sheet (simulator row above the model's, every second frame) to `--sheet`.
+frames of the test seeds, in turn) and presses `--presses` keys drawn from turning and walking (those of left,
+right, up, down the scenario has; each key for a run of 1-6 presses, seed = the play's number), one key press
+per Play step, with the Play tab's session and default sampling. The simulator then replays the play's own
+action rows from the start frame's seed. Prints the PSNR of each step against the simulator (mean over plays)
+beside the start frame held, how much detail the model's frames keep against the simulator's, and writes a
+contact sheet (simulator row above the model's, every second frame) to `--sheet`.
 """
 from __future__ import annotations
 
@@ -52,6 +53,13 @@ def step_psnr(frames: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return psnr_per_frame(video(frames), video(truth), data_range=255.0).numpy()
 
 
+def detail(frames: np.ndarray) -> np.ndarray:
+    """(T,) mean absolute difference between neighbouring pixels of each frame: a grey wash scores low
+    whatever its PSNR (PSNR rewards a blurred guess over a sharp wrong one)."""
+    grey = frames.astype(np.float32).mean(axis=-1)
+    return np.abs(np.diff(grey, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(grey, axis=2)).mean(axis=(1, 2))
+
+
 def one_play(pipeline, controls, seed: int, start: np.ndarray, play: int, presses: int) -> dict:
     session = PlaySession(pipeline, start, seed=play)
     names = [name for name in controls.names if name in WALK_AND_TURN]
@@ -67,7 +75,7 @@ def one_play(pipeline, controls, seed: int, start: np.ndarray, play: int, presse
                          "(rewrite it with `python -m demo.examples`)")
     held = np.broadcast_to(start, frames.shape).copy()
     return {"model": step_psnr(frames[1:], truth[1:]), "held": step_psnr(held[1:], truth[1:]),
-            "frames": frames, "truth": truth}
+            "detail_ratio": detail(frames[1:]).mean() / detail(truth[1:]).mean(), "frames": frames, "truth": truth}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -96,6 +104,8 @@ def main(argv: list[str] | None = None) -> dict:
               "frames_per_play": int(len(model)), "threads": args.threads, "machine": cpu_model(), "mean_psnr_model": round(float(model.mean()), 2),
               "mean_psnr_start_frame_held": round(float(held.mean()), 2),
               "frames_above_held": f"{int((model > held).sum())} of {len(model)}",
+              # the model's frames' detail against the simulator's (1: as sharp; a grey wash: far below)
+              "detail_ratio": round(float(np.mean([p["detail_ratio"] for p in plays])), 3),
               "per_frame_model": [round(float(v), 2) for v in model],
               "per_frame_held": [round(float(v), 2) for v in held],
               "per_play_model_minus_held": [round(float(p["model"].mean() - p["held"].mean()), 2) for p in plays],
