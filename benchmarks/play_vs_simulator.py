@@ -27,6 +27,7 @@ from benchmarks.common import cpu_model
 from docs.worlds.rollout_sheet import sheet
 from videogpt_core.data.worlds import split_seeds
 from videogpt_core.data.worlds.controls import controls_for
+from videogpt_core.data.worlds.simulators import closing_new_simulators
 from videogpt_core.data.worlds.vizdoom import replay_vizdoom
 from videogpt_core.evaluation.metrics import psnr_per_frame
 from videogpt_core.inference.play import PlaySession
@@ -92,10 +93,11 @@ def main(argv: list[str] | None = None) -> dict:
     seeds = split_seeds("test", START_FRAMES)
     load_before = os.getloadavg()[0]
     plays = []
-    for play in range(args.plays):
-        index = play % START_FRAMES
-        start = read_image(ROOT / "demo" / "examples" / f"vizdoom-test-{index}.png")
-        plays.append(one_play(pipeline, controls, int(seeds[index]), start, play, args.presses))
+    with closing_new_simulators():
+        for play in range(args.plays):
+            index = play % START_FRAMES
+            start = read_image(ROOT / "demo" / "examples" / f"vizdoom-test-{index}.png")
+            plays.append(one_play(pipeline, controls, int(seeds[index]), start, play, args.presses))
     model = np.stack([p["model"] for p in plays]).mean(axis=0)  # (frames,): each step's mean over plays
     held = np.stack([p["held"] for p in plays]).mean(axis=0)
     image = sheet([(p["truth"], p["frames"]) for p in plays])

@@ -177,6 +177,7 @@ def test_play_step_cost_harness_on_the_shipped_vizdoom(capsys):
 def test_play_vs_simulator_harness_replays_the_keys_of_a_play(tmp_path, capsys):
     pytest.importorskip("vizdoom")
     from benchmarks.play_vs_simulator import key_presses, main
+    from videogpt_core.data.worlds.simulators import running_simulators
 
     keys = key_presses(["left", "right", "up"], play=3, presses=30)
     assert len(keys) == 30 and set(keys) <= {"left", "right", "up"} and len(set(keys)) > 1
@@ -188,3 +189,4 @@ def test_play_vs_simulator_harness_replays_the_keys_of_a_play(tmp_path, capsys):
     assert 15 < report["per_frame_held"][0] < 60 and 5 < report["per_frame_model"][0] < 60
     assert 0 < report["detail_ratio"] < 3 and (tmp_path / "sheet.png").stat().st_size > 0
     assert '"mean_psnr_model"' in capsys.readouterr().out
+    assert not running_simulators()  # the engines it started are closed, not left to this process
