@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
     image = sheet([(p["truth"], p["frames"]) for p in plays])
     Image.fromarray(image).resize((image.shape[1] * 2, image.shape[0] * 2), Image.NEAREST).save(args.sheet)
     report = {"checkpoint": str(args.checkpoint), "plays": args.plays, "presses": args.presses,
-              "frames_per_play": int(len(model)), "threads": args.threads, "machine": cpu_model(), "mean_psnr_model": round(float(model.mean()), 2),
+              "frames_per_play": int(len(model)), "threads": args.threads, "machine": cpu_model(),
+              "mean_psnr_model": round(float(model.mean()), 2),
               "mean_psnr_start_frame_held": round(float(held.mean()), 2),
               "frames_above_held": f"{int((model > held).sum())} of {len(model)}",
               # the model's frames' detail against the simulator's (1: as sharp; a grey wash: far below)
