@@ -154,7 +154,7 @@ def test_a_per_frame_codec_serves_codes_of_longer_windows_than_it_trained_on(tmp
 
 def test_context_noise_replaces_input_codes_only_and_a_resume_keeps_it(tmp_path, tiny_vqvae):
     from videogpt_core.models.prior import with_random_codes
-    codes = torch.randint(0, 16, (64, 2, 4, 4))
+    codes = torch.randint(0, 16, (64, 2, 16, 16))  # 256 codes a slice: each clip's share is near its rate
     torch.manual_seed(0)
     noisy = with_random_codes(codes, 0.5, 16)
     assert torch.equal(noisy[:, 0], codes[:, 0])  # the given first slice stays exact
@@ -172,6 +172,35 @@ def test_context_noise_replaces_input_codes_only_and_a_resume_keeps_it(tmp_path,
 
     from videogpt_core.training.prior_task import PriorTask
     prior = VideoGPT.from_pretrained(run / "model" / "prior").eval()
-    batch = {"codes": codes[:4], "label": torch.zeros(4, dtype=torch.long)}
+    codes = codes[:4, :, :4, :4]
+    batch = {"codes": codes, "label": torch.zeros(4, dtype=torch.long)}
     task = PriorTask(prior, tiny_vqvae, context_noise=1.0)
-    assert torch.equal(task.loss(prior, batch)["loss"], prior.loss(codes[:4], labels=batch["label"])["loss"])
+    assert torch.equal(task.loss(prior, batch)["loss"], prior.loss(codes, labels=batch["label"])["loss"])
+
+
+def test_context_noise_from_the_prior_uses_its_own_samples_and_a_resume_keeps_it(tmp_path, tiny_vqvae):
+    from videogpt_core.models.prior import with_codes_replaced
+    codes = torch.randint(0, 16, (64, 2, 4, 4))
+    replacement = torch.randint(16, 32, codes.shape)  # told apart from the codes by their range
+    mixed = with_codes_replaced(codes, replacement, 1.0)
+    assert torch.equal(mixed[:, 0], codes[:, 0])
+    taken = mixed[:, 1:] >= 16
+    assert torch.equal(mixed[:, 1:][taken], replacement[:, 1:][taken]) and 0.3 < taken.float().mean() < 0.7
+
+    run = tmp_path / "prior"
+    train_prior(*prior_run(run, steps=2, context_noise=0.5, context_noise_from="prior"),
+                train_dataset=StructuredCodes(8), vqvae=tiny_vqvae)
+    assert trainer_state(run)["task"]["context_noise_from"] == "prior"
+    train_prior(*prior_run(run, steps=3, resume=True), train_dataset=StructuredCodes(8), vqvae=tiny_vqvae)
+    task = trainer_state(run)["task"]
+    assert (task["context_noise"], task["context_noise_from"]) == (0.5, "prior")
+    with pytest.raises(ValueError, match="context-noise-from"):
+        prior_run(run, context_noise_from="model")
+
+    prior = VideoGPT.from_pretrained(run / "model" / "prior").eval()  # no dropout: the clean loss is fixed
+    labels = torch.zeros(4, dtype=torch.long)
+    noisy = prior.loss(codes[:4], context_noise=1.0, context_noise_from="prior", labels=labels)["loss"]
+    clean = prior.loss(codes[:4], labels=labels)["loss"]
+    assert torch.isfinite(noisy) and not torch.equal(noisy, clean)
+    with pytest.raises(ValueError, match="context_noise_from"):
+        prior.loss(codes[:4], context_noise=0.5, context_noise_from="model", labels=labels)

@@ -46,13 +46,21 @@ class BroadcastPosEmbed(nn.Module):
         return torch.cat(parts, dim=-1).flatten(0, -2)
 
 
-def with_random_codes(codes: torch.Tensor, max_rate: float, n_codes: int) -> torch.Tensor:
-    """codes (B, T, ...) with each clip's codes past its first latent slice replaced by uniform random ones at a
-    rate drawn from [0, max_rate]. The first slice stays exact: a rollout starts from the given frame's codes."""
+def with_codes_replaced(codes: torch.Tensor, replacement: torch.Tensor, max_rate: float) -> torch.Tensor:
+    """codes (B, T, ...) with each clip's codes past its first latent slice taken from replacement at a rate
+    drawn from [0, max_rate]. The first slice stays exact: a rollout starts from the given frame's codes."""
     rate = torch.rand(codes.shape[0], *(1,) * (codes.dim() - 1), device=codes.device) * max_rate
     replaced = torch.rand(codes.shape, device=codes.device) < rate
     replaced[:, 0] = False
-    return torch.where(replaced, torch.randint_like(codes, n_codes), codes)
+    return torch.where(replaced, replacement, codes)
+
+
+def with_random_codes(codes: torch.Tensor, max_rate: float, n_codes: int) -> torch.Tensor:
+    """with_codes_replaced by uniform random codes."""
+    return with_codes_replaced(codes, torch.randint_like(codes, n_codes), max_rate)
+
+
+CONTEXT_NOISE_SOURCES = ("random", "prior")
 
 
 class VideoGPT(PretrainedMixin, nn.Module):
@@ -183,13 +191,26 @@ class VideoGPT(PretrainedMixin, nn.Module):
         logits = self.teacher_forced(codes.flatten(1)[:, :-1], condition)
         return logits.view(batch, *self.latent_shape, self.n_codes)
 
-    def loss(self, codes: torch.Tensor, context_noise: float = 0.0, **conditions) -> dict[str, torch.Tensor]:
+    def loss(self, codes: torch.Tensor, context_noise: float = 0.0, context_noise_from: str = "random",
+             **conditions) -> dict[str, torch.Tensor]:
         """Cross-entropy of the codes in nats per latent token, and the same in bits.
 
-        context_noise > 0: each clip's input codes after the first latent slice are replaced by random codes at
-        a rate drawn from [0, context_noise] (the targets stay the true codes), so the prior learns to continue
-        a context with errors in it, as its own sampled frames have when a rollout goes on."""
-        inputs = codes if not context_noise else with_random_codes(codes, context_noise, self.n_codes)
+        context_noise > 0: each clip's input codes after the first latent slice are replaced at a rate drawn
+        from [0, context_noise] (the targets stay the true codes), so the prior learns to continue a context
+        with errors in it, as its own sampled frames have when a rollout goes on. context_noise_from: "random"
+        replaces them by uniform random codes; "prior" by codes this prior samples from a teacher-forced pass
+        without gradient (errors like its own: parallel scheduled sampling, one more forward pass a step)."""
+        inputs = codes
+        if context_noise:
+            if context_noise_from not in CONTEXT_NOISE_SOURCES:
+                raise ValueError(f"context_noise_from is one of {CONTEXT_NOISE_SOURCES}; got {context_noise_from!r}")
+            if context_noise_from == "prior":
+                with torch.no_grad():
+                    probs = F.softmax(self(codes, **conditions).flatten(0, -2).float(), dim=-1)
+                    replacement = torch.multinomial(probs, 1).view_as(codes)
+            else:
+                replacement = torch.randint_like(codes, self.n_codes)
+            inputs = with_codes_replaced(codes, replacement, context_noise)
         logits = self(inputs, **conditions)
         loss = F.cross_entropy(logits.flatten(0, -2).float(), codes.flatten())
         return dict(loss=loss, bits_per_token=loss.detach() / math.log(2))

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 from videogpt_core.models.conditions import TRAINABLE_CONDITIONS
+from videogpt_core.models.prior import CONTEXT_NOISE_SOURCES
 from videogpt_core.training.prior_stage import train_prior
 from videogpt_core.training.run_folder import saved_trainer_config
 from videogpt_core.training.sizes import SIZES, preset_help
@@ -163,6 +164,10 @@ def configure_prior_parser(parser: argparse.ArgumentParser) -> None:
                        "rollout's given frame) by random ones at a rate drawn from [0, RATE], the targets kept: "
                        "the prior learns to continue contexts with errors, as its own rollouts have (default: 0, "
                        "or on --resume the run's)")
+    group.add_argument("--context-noise-from", choices=CONTEXT_NOISE_SOURCES, default=None,
+                       help="where --context-noise's codes come from: random (uniform) or prior (sampled by the "
+                       "prior being trained from a teacher-forced pass: errors like its own rollouts'; one more "
+                       "forward pass a step) (default: random, or on --resume the run's)")
     _add_trainer_args(parser, "a code cache of held-out clips (`videogpt encode-dataset --split test`); "
                               "without it there is no validation")
 

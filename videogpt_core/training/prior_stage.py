@@ -97,5 +97,6 @@ def train_prior(trainer: TrainerConfig, options: PriorStageOptions, train_datase
     context_noise = options.context_noise
     if context_noise is None:
         context_noise = float((saved or {}).get("context_noise", 0.0))
-    task = PriorTask(prior, vqvae, vqvae_path, context_noise)
+    context_noise_from = options.context_noise_from or (saved or {}).get("context_noise_from", "random")
+    task = PriorTask(prior, vqvae, vqvae_path, context_noise, context_noise_from)
     return Trainer(trainer, task, train_dataset, val_dataset, callbacks).fit()

@@ -18,20 +18,23 @@ class PriorTask(TrainingTask):
     kind = "prior"
 
     def __init__(self, model: nn.Module, vqvae: nn.Module, vqvae_path: str | None = None,
-                 context_noise: float = 0.0):
-        """context_noise: see VideoGPT.loss; training batches only (validation scores clean contexts)."""
+                 context_noise: float = 0.0, context_noise_from: str = "random"):
+        """context_noise, context_noise_from: see VideoGPT.loss; training batches only (validation scores clean
+        contexts)."""
         super().__init__(model)
         self.vqvae = vqvae.eval()  # frozen: only exported beside the prior and used for media
         self.vqvae_path = vqvae_path
         self.context_noise = context_noise
+        self.context_noise_from = context_noise_from
 
     def loss(self, model, batch):
         noise = self.context_noise if model.training else 0.0
-        return model.loss(batch["codes"], context_noise=noise, **Conditions.from_batch(model.config, batch).tensors())
+        return model.loss(batch["codes"], context_noise=noise, context_noise_from=self.context_noise_from,
+                          **Conditions.from_batch(model.config, batch).tensors())
 
     def describe(self):
         return {"kind": self.kind, "prior_config": config_to_dict(self.model.config), "vqvae": self.vqvae_path,
-                "context_noise": self.context_noise}
+                "context_noise": self.context_noise, "context_noise_from": self.context_noise_from}
 
     def export(self, model, directory):
         save_pipeline(directory, self.vqvae, model)

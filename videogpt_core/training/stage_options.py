@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from videogpt_core.models.fsq import fsq_codebook_shape
+from videogpt_core.models.prior import CONTEXT_NOISE_SOURCES
 from videogpt_core.training.run_folder import saved_trainer_config
 from videogpt_core.training.sizes import default_size, preset
 from videogpt_core.training.trainer_config import TrainerConfig
@@ -70,11 +71,15 @@ class PriorStageOptions:
     conditions: tuple[str, ...] = ()  # "class", "actions": see models/conditions.py TRAINABLE_CONDITIONS
     cond_drop_prob: float = 0.0
     context_noise: float | None = None  # see VideoGPT.loss; None: 0, or on resume the run's
+    context_noise_from: str | None = None  # see VideoGPT.loss; None: "random", or on resume the run's
 
     def __post_init__(self):
         self.conditions = tuple(self.conditions or ())
         if self.context_noise is not None and not 0.0 <= self.context_noise <= 1.0:
             raise ValueError(f"--context-noise is a share of the codes, from 0 to 1; got {self.context_noise}")
+        if self.context_noise_from is not None and self.context_noise_from not in CONTEXT_NOISE_SOURCES:
+            raise ValueError(f"--context-noise-from is one of {', '.join(CONTEXT_NOISE_SOURCES)}; "
+                             f"got {self.context_noise_from!r}")
 
 
 StageOptions = VQVAEStageOptions | PriorStageOptions
