@@ -8,8 +8,9 @@ frames of the test seeds, in turn) and presses `--presses` keys drawn from turni
 right, up, down the scenario has; each key for a run of 1-6 presses, seed = the play's number), one key press
 per Play step, with the Play tab's session and default sampling. The simulator then replays the play's own
 action rows from the start frame's seed. Prints the PSNR of each step against the simulator (mean over plays)
-beside the start frame held, how much detail the model's frames keep against the simulator's, and writes a
-contact sheet (simulator row above the model's, every second frame) to `--sheet`.
+beside the start frame held, how much detail the model's frames keep against the simulator's, the same two
+figures for the model's own codec reconstructing the simulator's frames (the sharpest a play could be), and
+writes a contact sheet (simulator, codec and model rows, every second frame) to `--sheet`.
 """
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ from videogpt_core.data.worlds import split_seeds
 from videogpt_core.data.worlds.controls import controls_for
 from videogpt_core.data.worlds.simulators import closing_new_simulators
 from videogpt_core.data.worlds.vizdoom import replay_vizdoom
+from videogpt_core.data.transforms import to_model_video
 from videogpt_core.evaluation.metrics import psnr_per_frame
+from videogpt_core.inference.codec_windows import reconstruct_in_windows
 from videogpt_core.inference.play import PlaySession
 from videogpt_core.io.video_io import read_image
 
@@ -75,8 +78,13 @@ def one_play(pipeline, controls, seed: int, start: np.ndarray, play: int, presse
         raise SystemExit(f"seed {seed} does not replay to its start frame: demo/examples is stale "
                          "(rewrite it with `python -m demo.examples`)")
     held = np.broadcast_to(start, frames.shape).copy()
+    # The codec's own reconstruction of the simulator's frames: the sharpest and closest any play could be.
+    codec = reconstruct_in_windows(pipeline.vqvae, to_model_video(truth)[None].to(pipeline.device))[0][0]
     return {"model": step_psnr(frames[1:], truth[1:]), "held": step_psnr(held[1:], truth[1:]),
-            "detail_ratio": detail(frames[1:]).mean() / detail(truth[1:]).mean(), "frames": frames, "truth": truth}
+            "codec": step_psnr(codec[1:], truth[1:]),
+            "detail_ratio": detail(frames[1:]).mean() / detail(truth[1:]).mean(),
+            "codec_detail_ratio": detail(codec[1:]).mean() / detail(truth[1:]).mean(),
+            "frames": frames, "truth": truth, "codec_frames": codec}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -100,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
             plays.append(one_play(pipeline, controls, int(seeds[index]), start, play, args.presses))
     model = np.stack([p["model"] for p in plays]).mean(axis=0)  # (frames,): each step's mean over plays
     held = np.stack([p["held"] for p in plays]).mean(axis=0)
-    image = sheet([(p["truth"], p["frames"]) for p in plays])
+    image = sheet([(p["truth"], p["codec_frames"], p["frames"]) for p in plays])
     Image.fromarray(image).resize((image.shape[1] * 2, image.shape[0] * 2), Image.NEAREST).save(args.sheet)
     report = {"checkpoint": str(args.checkpoint), "plays": args.plays, "presses": args.presses,
               "frames_per_play": int(len(model)), "threads": args.threads, "machine": cpu_model(),
@@ -109,6 +117,9 @@ def main(argv: list[str] | None = None) -> dict:
               "frames_above_held": f"{int((model > held).sum())} of {len(model)}",
               # the model's frames' detail against the simulator's (1: as sharp; a grey wash: far below)
               "detail_ratio": round(float(np.mean([p["detail_ratio"] for p in plays])), 3),
+              # the codec reconstructing the simulator's frames: the ceiling of both figures above
+              "mean_psnr_codec": round(float(np.mean([p["codec"].mean() for p in plays])), 2),
+              "codec_detail_ratio": round(float(np.mean([p["codec_detail_ratio"] for p in plays])), 3),
               "per_frame_model": [round(float(v), 2) for v in model],
               "per_frame_held": [round(float(v), 2) for v in held],
               "per_play_model_minus_held": [round(float(p["model"].mean() - p["held"].mean()), 2) for p in plays],

@@ -188,5 +188,6 @@ def test_play_vs_simulator_harness_replays_the_keys_of_a_play(tmp_path, capsys):
     # The first step after the start frame: the simulator moved a little, so holding the start is close to it.
     assert 15 < report["per_frame_held"][0] < 60 and 5 < report["per_frame_model"][0] < 60
     assert 0 < report["detail_ratio"] < 3 and (tmp_path / "sheet.png").stat().st_size > 0
+    assert 0 < report["codec_detail_ratio"] < 3 and 5 < report["mean_psnr_codec"] < 60
     assert '"mean_psnr_model"' in capsys.readouterr().out
     assert not running_simulators()  # the engines it started are closed, not left to this process

@@ -35,14 +35,17 @@ def rollout_rows(pipeline, data: Path, n_episodes: int, seed: int,
     return pairs
 
 
-def sheet(pairs: list[tuple[np.ndarray, np.ndarray]], step: int = 2, gap: int = 2) -> np.ndarray:
+def sheet(groups: list[tuple[np.ndarray, ...]], step: int = 2, gap: int = 2) -> np.ndarray:
+    """One block of rows per group (real frames, then sampled ones, or any rows of equal length), every
+    `step`-th frame, blocks set apart by a white band."""
     def row(frames):
         return np.concatenate([np.pad(f, ((0, gap), (0, gap), (0, 0)), constant_values=255) for f in frames[::step]],
                               axis=1)
 
     blocks = []
-    for real, sampled in pairs:
-        blocks += [row(real), row(sampled), np.full((3 * gap, row(real).shape[1], 3), 255, np.uint8)]
+    for rows in groups:
+        blocks += [row(frames) for frames in rows]
+        blocks.append(np.full((3 * gap, blocks[-1].shape[1], 3), 255, np.uint8))
     return np.concatenate(blocks, axis=0)
 
 
