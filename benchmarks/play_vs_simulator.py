@@ -26,11 +26,11 @@ from PIL import Image
 import videogpt_core
 from benchmarks.common import cpu_model
 from docs.worlds.rollout_sheet import sheet
+from videogpt_core.data.transforms import to_model_video
 from videogpt_core.data.worlds import split_seeds
 from videogpt_core.data.worlds.controls import controls_for
 from videogpt_core.data.worlds.simulators import closing_new_simulators
 from videogpt_core.data.worlds.vizdoom import replay_vizdoom
-from videogpt_core.data.transforms import to_model_video
 from videogpt_core.evaluation.metrics import psnr_per_frame
 from videogpt_core.inference.codec_windows import reconstruct_in_windows
 from videogpt_core.inference.play import PlaySession
