@@ -207,10 +207,9 @@ class VideoGPT(PretrainedMixin, nn.Module):
             if context_noise_from == "prior":
                 with torch.no_grad():
                     probs = F.softmax(self(codes, **conditions).flatten(0, -2).float(), dim=-1)
-                    replacement = torch.multinomial(probs, 1).view_as(codes)
+                    inputs = with_codes_replaced(codes, torch.multinomial(probs, 1).view_as(codes), context_noise)
             else:
-                replacement = torch.randint_like(codes, self.n_codes)
-            inputs = with_codes_replaced(codes, replacement, context_noise)
+                inputs = with_random_codes(codes, context_noise, self.n_codes)
         logits = self(inputs, **conditions)
         loss = F.cross_entropy(logits.flatten(0, -2).float(), codes.flatten())
         return dict(loss=loss, bits_per_token=loss.detach() / math.log(2))
