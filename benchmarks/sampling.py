@@ -72,7 +72,8 @@ def time_our_windows(prior: VideoGPT, batch: int, inputs: dict, window: int, dev
     position_ids = torch.arange(length, device=device)
     generator = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad(), autocast(device, amp):
-        state = prior.start_decoding(batch, quantize=quantize, static=static, conditions=Conditions(**inputs))
+        state = prior.start_decoding(batch, quantize=quantize, static=step.kept_states,
+                                     conditions=Conditions(**inputs))
         first_logits = prior.prefill(state)
         # The cache before a window holds noise instead of prefilled keys and values: a step costs the same
         # whatever they hold, and prefilling thousands of tokens would take longer than the timing itself.
@@ -186,10 +187,11 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
     rows = []
     for batch in args.batch:
         inputs = random_conditions(prior, batch, device)
-        static = pipeline.decode_step.static
+        kept_states = pipeline.decode_step.kept_states
 
         def start_generation():
-            state = prior.start_decoding(batch, quantize=args.quantize, static=static, conditions=Conditions(**inputs))
+            state = prior.start_decoding(batch, quantize=args.quantize, static=kept_states,
+                                         conditions=Conditions(**inputs))
             prior.prefill(state)
             state.release()
 
@@ -219,7 +221,7 @@ def benchmark_size(size: ModelSize, args: argparse.Namespace, device: torch.devi
             first, video, first_generation_s = time_first_slice_and_video(pipeline, batch, repeats=1)
             row.update(first_slice_s=first.median_s, video_s=video.median_s, first_generation_s=first_generation_s,
                        how=row["how"] + "; first slice + video measured end to end")
-        if static:  # graphs CUDA graph trees refused to capture so far ("skipping cudagraphs due to ...")
+        if kept_states:  # graphs CUDA graph trees refused to capture so far ("skipping cudagraphs due to ...")
             from torch._dynamo.utils import counters
 
             row["cudagraph_skips"] = counters["inductor"]["cudagraph_skips"]

@@ -288,13 +288,13 @@ def test_sliding_window_shifts_actions_and_first_frame_with_the_window():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shapes", ["dynamic", "static"])
-def test_compiled_decode_step_samples_what_eager_samples(shapes):
-    # torch.compile(fullgraph=True): no graph breaks, same codes. "dynamic" is what compile=True does on a
-    # CPU; "static" (position tensors, whole cache masked) is what it does on CUDA, compiled here on the CPU.
+@pytest.mark.parametrize("mode", ["compiled", "whole_cache", "cuda_graph"])
+def test_compiled_decode_step_samples_what_eager_samples(mode):
+    # torch.compile(fullgraph=True): no graph breaks, same codes. "compiled" is what compile=True does on a
+    # CPU; "whole_cache" (position tensors, whole cache masked) what it does there for a world model;
+    # "cuda_graph" what it does on CUDA, compiled here on the CPU.
     eager = tiny_pipeline("class")
     twin = tiny_pipeline("class")
-    mode = "compiled" if shapes == "dynamic" else "cuda_graph"
     compiled = VideoGPTPipeline(twin.vqvae, twin.prior, device="cpu", vqvae_bf16=False, compile=True,
                                 decode_mode=None if mode == "compiled" else mode)
     assert compiled.compiled and compiled.decode_step.mode == mode

@@ -8,6 +8,7 @@ import pytest
 from tiny_models import LONGER_VQVAE, tiny_pipeline
 
 from videogpt_core.inference.decode_step import DecodeStep
+from videogpt_core.inference.pipeline import VideoGPTPipeline
 from videogpt_core.inference.play import PlaySession
 
 ACTIONS = dict(action_dim=2, action_embed_dim=6, action_range=[[-3.0, 3.0], [-3.0, 3.0]])
@@ -87,6 +88,18 @@ def test_undo_and_reset_restore_the_episode(pipeline):
     session.reset()
     assert session.n_steps == 0 and len(session.frames) == 1
     assert session.step([1, 1]).frames.shape[0] == pipeline.config.frames_per_latent - 1
+
+
+@pytest.mark.slow
+def test_a_compiled_world_model_plays_with_the_whole_cache_and_plays_what_eager_plays(pipeline):
+    # compile=True on a CPU gives a model with per-frame actions the static-shape step (every step reads the
+    # whole cache under a mask, so a play's first steps cost what its later ones do); same frames as eager.
+    compiled = VideoGPTPipeline(pipeline.vqvae, pipeline.prior, device="cpu", vqvae_bf16=False, compile=True)
+    assert compiled.decode_step.mode == "whole_cache"
+    rows = [[1, 0], [0, 1], [-1, 0], [0, 0]] * 2  # past the first window: the slid window too
+    eager, played = PlaySession(pipeline, start_image(), seed=5), PlaySession(compiled, start_image(), seed=5)
+    play(eager, rows), play(played, rows)
+    np.testing.assert_array_equal(eager.frames, played.frames)
 
 
 def test_same_seed_same_keys_same_world(pipeline):

@@ -1,9 +1,11 @@
 """How a pipeline runs the prior's one-token decode step: eager, compiled for the CPU, or compiled for CUDA graphs.
 
 The mode belongs to the pipeline, not to the prior: two pipelines may share one prior and decode it
-differently. A CUDA-graph step ("cuda_graph") wants static shapes, so it takes the position as a (1,) tensor
-and a decode state kept at fixed addresses (`VideoGPT.start_decoding(static=True)`); the other modes take a
-Python int and read only the filled part of the cache.
+differently. "eager" and "compiled" take the position as a Python int and read only the filled part of the
+cache, so a token costs more the further it stands. "whole_cache" and "cuda_graph" have static shapes: they
+take the position as a (1,) tensor and read the whole cache under a mask, so every token costs the same
+wherever it stands (what a player's steps want: the first steps of a play cost what its later ones do). A
+CUDA-graph step also wants a decode state kept at fixed addresses (`VideoGPT.start_decoding(static=True)`).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import torch
 
 from videogpt_core.models.conditions import Conditions
 
-DECODE_MODES = ("eager", "compiled", "cuda_graph")
+DECODE_MODES = ("eager", "compiled", "whole_cache", "cuda_graph")
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,12 @@ class DecodeStep:
 
     @property
     def static(self) -> bool:
-        """Positions as tensors and states at fixed addresses (the CUDA-graph step)."""
+        """Positions as tensors, the whole cache read under a mask."""
+        return self.mode in ("whole_cache", "cuda_graph")
+
+    @property
+    def kept_states(self) -> bool:
+        """States at fixed addresses, kept by the prior from one generation to the next (the CUDA-graph step)."""
         return self.mode == "cuda_graph"
 
     @property
@@ -43,6 +50,10 @@ class DecodeStep:
             # Static shapes (the whole cache under a mask; a graph per batch size), so a CUDA graph recorded
             # once replays for every token.
             step = torch.compile(step, mode="reduce-overhead", fullgraph=True, dynamic=False, isolate_recompiles=True)
+        elif mode == "whole_cache":
+            # Without CUDA graphs the batch may stay dynamic (batch 1 and batches from 2 up each get one graph,
+            # as for "compiled"); the cache length never changes, so one graph serves every position.
+            step = torch.compile(step, fullgraph=True, dynamic=True, isolate_recompiles=True)
         elif mode == "compiled":
             # A CPU step should read only the filled part of the cache, so its length stays dynamic; compiling
             # fuses the step's few hundred small ops (BAIR size, int8: 12.4 -> 10.2 ms per token here).
@@ -59,12 +70,12 @@ class DecodeStep:
         cfg, device = prior.config, prior.fc_in.weight.device
         for batch in batches:
             state = prior.start_decoding(batch, Conditions.zeros(cfg, batch, device), quantize=quantize,
-                                         static=self.static)
+                                         static=self.kept_states)
             codes = prior.prefill(state).argmax(-1)
             if self.static:  # one graph for every position; CUDA graph trees run it once, then record it
                 for position in (1, 2, 3):
                     self.run(state, codes, torch.full((1,), position, device=device))
-                state.release()  # generations reuse it, and the graph recorded on its addresses
+                state.release()  # a kept state: generations reuse it, and the graph recorded on its addresses
             else:  # the last position gets a graph of its own: its view of the cache is the whole cache
                 for position in (1, cfg.seq_len - 1):
                     self.run(state, codes, position)
@@ -74,8 +85,11 @@ class DecodeStep:
         return position_ids[position:position + 1] if self.static else position
 
 
-def default_decode_mode(compile: bool, device: torch.device) -> str:
-    """compile=True: CUDA graphs on a GPU, the dynamic-shape compile elsewhere."""
+def default_decode_mode(compile: bool, device: torch.device, played: bool = False) -> str:
+    """compile=True: CUDA graphs on a GPU; elsewhere the dynamic-shape compile, or for a model that is played
+    (per-frame actions) the whole-cache one, whose steps cost the same however far a play has gone."""
     if not compile:
         return "eager"
-    return "cuda_graph" if device.type == "cuda" else "compiled"
+    if device.type == "cuda":
+        return "cuda_graph"
+    return "whole_cache" if played else "compiled"

@@ -65,9 +65,10 @@ class VideoGPTPipeline:
         decoding is often fastest with 1). amp_dtype: autocast dtype on CUDA (torch.bfloat16 /
         torch.float16). vqvae_bf16: decode frames in bfloat16 on the CPU (default: where the CPU has native
         bf16). compile: torch.compile the decode step (on CUDA with static shapes and CUDA graphs,
-        mode='reduce-overhead'; on a CPU with a dynamic cache length). Compiling takes 20-60 s: `warm_up()`
-        does it up front, else the first generations pay it. decode_mode: "eager", "compiled" or "cuda_graph"
-        (see decode_step.py), instead of what `compile` chooses for the device.
+        mode='reduce-overhead'; on a CPU with a dynamic cache length, or for a model with per-frame actions,
+        which Play steps, with the whole cache under a mask: every step then costs the same). Compiling takes
+        20-60 s: `warm_up()` does it up front, else the first generations pay it. decode_mode: "eager",
+        "compiled", "whole_cache" or "cuda_graph" (see decode_step.py), instead of what `compile` chooses.
         quantize: 'int8' samples with int8 prior weights (CPU only; faster at batch 1, logits within ~2 %).
         draft_tokens / draft: exact speculative sampling, k codes scored per verify pass (see speculative.py);
         off by default: on the shipped models at temperature 1 too few copied codes are accepted to pay."""
@@ -87,7 +88,7 @@ class VideoGPTPipeline:
         if vqvae_bf16 is None:
             vqvae_bf16 = self.device.type == "cpu" and cpu_supports_bf16()
         self.vqvae_bf16 = vqvae_bf16 and self.device.type == "cpu"
-        self.decode_step = DecodeStep.build(self.prior, decode_mode or default_decode_mode(compile, self.device))
+        self.decode_step = DecodeStep.build(self.prior, decode_mode or self._decode_mode(compile))
 
     @property
     def compiled(self) -> bool:
@@ -108,9 +109,12 @@ class VideoGPTPipeline:
         (both read the same decoding state, and their samples agree, see tests/test_pipeline.py)."""
         if self.compiled:
             return
-        step = DecodeStep.build(self.prior, default_decode_mode(True, self.device))
+        step = DecodeStep.build(self.prior, self._decode_mode(True))
         self._warm(step, batches)
         self.decode_step = step
+
+    def _decode_mode(self, compile: bool) -> str:
+        return default_decode_mode(compile, self.device, played=bool(self.prior.config.action_dim))
 
     def _warm(self, decode_step: DecodeStep, batches: tuple[int, ...]) -> None:
         with torch.no_grad(), self.autocast():

@@ -253,7 +253,7 @@ class PlaySession:
                                 prefix=None if prefix is None else prefix.flatten(1))
         # A CUDA-graph step is run eagerly here: a window held between a player's steps would keep a state at
         # the graph's fixed addresses busy for as long as the player plays.
-        step = None if pipeline.decode_step.static else pipeline.decode_step
+        step = None if pipeline.decode_step.kept_states else pipeline.decode_step
         # A pipeline made with draft_tokens speculates here as in generate (exact: the same distribution).
         speculation = Speculation(pipeline.draft_tokens, pipeline.draft) if (pipeline.draft_tokens or 0) > 1 else None
         self._window = WindowSampler(pipeline.prior, 1, conditions, options=options, quantize=pipeline.quantize,

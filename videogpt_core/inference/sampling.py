@@ -58,7 +58,7 @@ class WindowSampler:
         self.conditions = conditions.replace(actions=_window_actions(prior.config, conditions.actions, batch, device))
         self.picker = CodePicker(options, batch, device, generator)
         self.state = prior.start_decoding(self.picker.rows, self.picker.doubled(self.conditions), drop=self.picker.drop,
-                                          quantize=quantize, static=self.step.static)  # checks the conditions
+                                          quantize=quantize, static=self.step.kept_states)  # checks the conditions
         self.quantize = quantize
         self.codes = torch.zeros(batch, t * h * w, dtype=torch.long, device=device)
         self.position = 0 if conditions.prefix is None else conditions.prefix.shape[1]  # the next code to draw
