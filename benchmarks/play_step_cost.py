@@ -18,6 +18,7 @@ import numpy as np
 
 import videogpt_core
 from videogpt_core.data.worlds.controls import controls_for, world_of_model
+from videogpt_core.inference.decode_step import DECODE_MODES
 from videogpt_core.inference.play import PlaySession
 from videogpt_core.io.video_io import read_image
 
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="the world whose example frame starts the play (default: from the checkpoint's name)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="the compiled decode step (as the served demo)")
+    parser.add_argument("--decode-mode", choices=DECODE_MODES, default=None,
+                        help="how the decode step runs (default: what --compile chooses: for a world model on a CPU, "
+                             "whole_cache)")
     parser.add_argument("--context-slices", type=int, default=None,
                         help="latent slices a full window keeps when it slides (default: the Play tab's)")
     parser.add_argument("--draft-tokens", type=int, default=None,
@@ -41,7 +45,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.steps < 22:
         raise SystemExit("--steps must be at least 22 (two groups of 11 steps)")
     pipeline = videogpt_core.load_pipeline(args.checkpoint, device="cpu", threads=args.threads,
-                                           compile=args.compile, draft_tokens=args.draft_tokens, draft=args.draft)
+                                           compile=args.compile, decode_mode=args.decode_mode,
+                                           draft_tokens=args.draft_tokens, draft=args.draft)
     pipeline.warm_up((1,))
     world = world_of_model(args.world or args.checkpoint.name)
     controls = controls_for(world, pipeline.config.action_dim)
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         seconds.append(session.step(controls.row(held)).seconds)
     early, late = float(np.median(seconds[:10])), float(np.median(seconds[-11:]))
     report = {"checkpoint": str(args.checkpoint), "steps": args.steps, "threads": args.threads,
-              "compiled": args.compile, "context_slices": session.context_slices, "draft_tokens": args.draft_tokens,
+              "compiled": args.compile, "decode_mode": pipeline.decode_step.mode, "context_slices": session.context_slices, "draft_tokens": args.draft_tokens,
               "draft": args.draft if args.draft_tokens else None, "median_s_steps_1_10": round(early, 4),
               f"median_s_steps_{args.steps - 10}_{args.steps}": round(late, 4),
               "late_over_early": round(late / early, 3),
