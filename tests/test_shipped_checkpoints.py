@@ -1,6 +1,7 @@
 """The checkpoints shipped in checkpoints/: what the demo and the model cards promise about them."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,7 @@ def test_world_models_roll_their_world_forward_from_a_test_frame(world):
     assert cfg.action_dim == WORLD_MODELS[world] and not cfg.n_classes
     assert (cfg.n_cond_frames, cfg.frames_per_latent) == ((0, 1) if per_frame else (1, cfg.frames_per_latent))
     card = (REPO / "checkpoints" / world / "README.md").read_text()
-    assert "--what recon,prior,world --world-samples 32" in card and "ROLLOUTS.png" in card
+    assert re.search(r"--what recon,prior,world --world-samples \d+", card) and "ROLLOUTS.png" in card
     start = read_image(REPO / "demo" / "examples" / f"{world}-test-0.png")
     actions = preset_actions(presets_for(world)[0], 8, cfg.action_dim, world=world, action_range=cfg.action_range)
     frames = pipeline.generate(frames=start, actions=actions, n_frames=8, seed=0).frames[0]

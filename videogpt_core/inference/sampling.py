@@ -41,8 +41,8 @@ class WindowSampler:
         """conditions: the window's (frames, class, actions, prefix); action rows may stop short of the window
         (a player's: the rest are given to next_slice). quantize: None (float weights) or "int8" (CPU), see
         `VideoGPT.start_decoding`. step: how the one-token step runs (a pipeline's DecodeStep; default:
-        eager). speculation: several codes per verify pass; not with a CUDA-graph step, which runs one code
-        per step. Call release() when done (a CUDA-graph state is kept for the next generation)."""
+        eager). speculation: several codes per verify pass; not with a static-shape step (whole_cache,
+        cuda_graph), which runs one code per step. Call release() when done (a CUDA-graph state is kept for the next generation)."""
         options = options or SamplingOptions()
         options.check_for(prior)
         t, h, w = prior.latent_shape
