@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
         seconds.append(session.step(controls.row(held)).seconds)
     early, late = float(np.median(seconds[:10])), float(np.median(seconds[-11:]))
     report = {"checkpoint": str(args.checkpoint), "steps": args.steps, "threads": args.threads,
-              "compiled": args.compile, "decode_mode": pipeline.decode_step.mode, "context_slices": session.context_slices, "draft_tokens": args.draft_tokens,
+              "compiled": args.compile, "decode_mode": pipeline.decode_step.mode,
+              "context_slices": session.context_slices, "draft_tokens": args.draft_tokens,
               "draft": args.draft if args.draft_tokens else None, "median_s_steps_1_10": round(early, 4),
               f"median_s_steps_{args.steps - 10}_{args.steps}": round(late, 4),
               "late_over_early": round(late / early, 3),
