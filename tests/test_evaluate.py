@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from tiny_models import TINY_FRAME_ENCODER, tiny_prior, tiny_vqvae
+from videogpt_core.codecs.codec_baseline import block_means
 from videogpt_core.data.make_dataset import write_world_dataset
+from videogpt_core.data.transforms import from_model_video, to_model_video
 from videogpt_core.evaluation.cli import add_commands
 from videogpt_core.evaluation.evaluate import evaluate
 from videogpt_core.evaluation.inputs import open_eval_dataset
@@ -96,6 +98,11 @@ def test_vqvae_folder_scores_reconstruction_only_and_matches_direct_metrics(file
     assert recon["nmse"] == pytest.approx(nmse(reconstruction, video), rel=1e-6)
     assert recon["psnr"] == pytest.approx(psnr(reconstruction, video), rel=1e-6)
     assert recon["data_variance"] == pytest.approx(float(video.double().var(unbiased=False)), rel=1e-6)
+    assert recon["dead_codes"] == recon["n_codes"] - recon["codes_used"]
+    # Beside the codec: each block of its latent grid kept as its mean colour, scored the same way.
+    means = torch.stack([to_model_video(block_means(clip, vqvae.config.downsample))
+                         for clip in from_model_video(video)])
+    assert recon["baseline_psnr"] == pytest.approx(psnr(means, video), rel=1e-6)
     json.dumps(result, allow_nan=False)  # strict JSON: no NaN / Infinity
 
 
