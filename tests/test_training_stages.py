@@ -72,6 +72,25 @@ def test_vqvae_fine_tunes_from_a_saved_model(tmp_path):
         train_vqvae(*vqvae_configs(tmp_path / "clash", **start, n_hiddens=32), train_dataset=MovingSquares(8))
 
 
+def test_a_finer_grid_starts_from_a_coarser_codecs_weights(tmp_path):
+    train_vqvae(*vqvae_run(tmp_path / "base", steps=2), train_dataset=MovingSquares(8))
+    base = VQVAE.from_pretrained(tmp_path / "base" / "model")  # downsampling 2,4,4: two strided layers
+    start = dict(QUIET, init_from=str(tmp_path / "base" / "model"), steps=1, batch_size=4, lr=1e-9,
+                 sequence_length=4, resolution=16)
+    train_vqvae(*vqvae_configs(tmp_path / "finer", **start, downsample=(1, 4, 4)), train_dataset=MovingSquares(8))
+    finer = VQVAE.from_pretrained(tmp_path / "finer" / "model")
+    assert finer.config.downsample == (1, 4, 4) and finer.latent_shape == (4, 4, 4) and base.latent_shape == (2, 4, 4)
+    name = "encoder.convs.1.conv.weight"  # the layer whose time stride went from 2 to 1, its weights kept
+    torch.testing.assert_close(finer.state_dict()[name], base.state_dict()[name])
+
+    with pytest.raises(ValueError, match="strided layers"):  # 2,2,2 has one halving, the model two
+        train_vqvae(*vqvae_configs(tmp_path / "coarser", **start, downsample=(2, 2, 2)),
+                    train_dataset=MovingSquares(8))
+    with pytest.raises(ValueError, match="--decoder-only keeps every clip's codes"):
+        train_vqvae(*vqvae_configs(tmp_path / "codes", **start, downsample=(1, 4, 4), decoder_only=True),
+                    train_dataset=MovingSquares(8))
+
+
 def test_decoder_only_fine_tuning_keeps_every_code_and_learns_in_the_decoder(tmp_path):
     train_vqvae(*vqvae_run(tmp_path / "base", steps=4), train_dataset=MovingSquares(8))
     base = VQVAE.from_pretrained(tmp_path / "base" / "model")

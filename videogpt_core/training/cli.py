@@ -97,7 +97,8 @@ def configure_vqvae_parser(parser: argparse.ArgumentParser) -> None:
     _add_size_arg(group)
     group.add_argument("--init-from", default=None, metavar="VQVAE",
                        help="fine-tune: start from this VQ-VAE's weights and shape (its folder or a pipeline folder); "
-                            "--sequence-length and --resolution still apply")
+                            "--sequence-length and --resolution still apply, and --downsample with the same largest "
+                            "factor (4,4,4 -> 2,4,4: a finer grid from the same layers)")
     group.add_argument("--decoder-only", action="store_true",
                        help="with --init-from: train only the decoder, the encoder and codebook frozen, so every "
                             "clip keeps its codes (a prior trained on them stays valid)")

@@ -48,20 +48,35 @@ def _open_videos(options: VQVAEStageOptions, model_config: VQVAEConfig,
 
 def _starting_model(options: VQVAEStageOptions) -> VQVAE:
     """Fine-tuning: the model of --init-from, its frame size and clip length replaced by the options' (the
-    network is convolutional, so the weights fit any size the downsampling divides)."""
+    network is convolutional, so the weights fit any size the downsampling divides). A new --downsample is taken
+    when it has as many halvings as the model's (4,4,4 -> 2,4,4): every layer keeps its shape, only strides
+    change, so a codec of a finer grid starts from a coarser one's weights."""
     from videogpt_core.models.checkpoints import load_vqvae
 
     model = load_vqvae(options.init_from)
-    shape = {name: getattr(options, name) for name in MODEL_OPTIONS if name not in ("sequence_length", "resolution")}
-    clashing = {name: value for name, value in shape.items()
-                if value is not None and value != getattr(model.config, name)}
+    fixed = [name for name in MODEL_OPTIONS if name not in ("sequence_length", "resolution", "downsample")]
+    clashing = {name: getattr(options, name) for name in fixed
+                if getattr(options, name) is not None and getattr(options, name) != getattr(model.config, name)}
     if clashing:
         raise ValueError(f"--init-from {options.init_from} fixes the model's shape; drop the options that differ "
                          f"from it: {clashing} (the model has "
                          f"{ {name: getattr(model.config, name) for name in clashing} })")
-    model.config = dataclasses.replace(model.config, sequence_length=options.sequence_length,
-                                       resolution=options.resolution)
-    return model
+    config = dataclasses.replace(model.config, sequence_length=options.sequence_length,
+                                 resolution=options.resolution)
+    if options.downsample is None or tuple(options.downsample) == tuple(model.config.downsample):
+        model.config = config
+        return model
+    old, new = tuple(model.config.downsample), tuple(options.downsample)
+    if options.decoder_only:
+        raise ValueError(f"--decoder-only keeps every clip's codes, so it keeps the grid: drop --downsample "
+                         f"{','.join(map(str, new))} (the model's is {','.join(map(str, old))})")
+    if max(new) != max(old):
+        raise ValueError(f"--downsample {','.join(map(str, new))} needs {max(new).bit_length() - 1} strided layers, "
+                         f"the model of --init-from has {max(old).bit_length() - 1} ({','.join(map(str, old))}): "
+                         f"keep the largest factor, e.g. {max(old)} along one axis")
+    regridded = VQVAE(dataclasses.replace(config, downsample=new))
+    regridded.load_state_dict(model.state_dict())
+    return regridded
 
 
 def train_vqvae(trainer: TrainerConfig, options: VQVAEStageOptions, train_dataset: Dataset | None = None,
