@@ -80,7 +80,7 @@ def test_a_finer_grid_starts_from_a_coarser_codecs_weights(tmp_path):
     train_vqvae(*vqvae_configs(tmp_path / "finer", **start, downsample=(1, 4, 4)), train_dataset=MovingSquares(8))
     finer = VQVAE.from_pretrained(tmp_path / "finer" / "model")
     assert finer.config.downsample == (1, 4, 4) and finer.latent_shape == (4, 4, 4) and base.latent_shape == (2, 4, 4)
-    name = "encoder.convs.1.conv.weight"  # the layer whose time stride went from 2 to 1, its weights kept
+    name = "encoder.convs.0.conv.weight"  # the layer whose time stride went from 2 to 1, its weights kept
     torch.testing.assert_close(finer.state_dict()[name], base.state_dict()[name])
 
     with pytest.raises(ValueError, match="strided layers"):  # 2,2,2 has one halving, the model two
