@@ -144,6 +144,37 @@ def test_prior_resume_reproduces_the_uninterrupted_run(tmp_path, tiny_vqvae):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_deeper_prior_starts_from_a_trained_one_computing_the_same(tmp_path, tiny_vqvae):
+    from videogpt_core.training.prior_stage import deepened
+    data = StructuredCodes(8)
+    train_prior(*prior_run(tmp_path / "base", steps=4, n_layers=2), train_dataset=data, vqvae=tiny_vqvae)
+    base = VideoGPT.from_pretrained(tmp_path / "base" / "model" / "prior").eval()
+    codes, labels = torch.randint(0, 16, (3, *base.latent_shape)), torch.tensor([0, 1, 0])
+    grown = deepened(base, 5).eval()
+    assert grown.config.n_layers == 5 and len(grown.blocks) == 5
+    torch.testing.assert_close(grown(codes, labels=labels), base(codes, labels=labels))
+    for kept, old in ((0, 0), (2, 1)):  # the old blocks spread out, weights as they were
+        assert torch.equal(grown.blocks[kept].attn.fc.weight, base.blocks[old].attn.fc.weight)
+    assert not grown.blocks[1].fc_block[2].weight.any() and grown.blocks[1].attn.w_qs.weight.any()
+
+    # The start trains: the new blocks move, and the run resumes as any other (its shape in the trainer state).
+    run = tmp_path / "deeper"
+    start = dict(init_from=str(tmp_path / "base" / "model"), n_layers=4, dropout=0.0, steps=3)
+    train_prior(*prior_run(run, **start), train_dataset=data, vqvae=tiny_vqvae)
+    trained = VideoGPT.from_pretrained(run / "model" / "prior")
+    assert trained.config.n_layers == 4 and trained.config.dropout == 0.0
+    assert trained.blocks[1].fc_block[2].weight.any()
+    assert trainer_state(run)["task"]["prior_config"]["n_layers"] == 4
+    train_prior(*prior_run(run, resume=True, **dict(start, steps=4)), train_dataset=data, vqvae=tiny_vqvae)
+    assert trainer_state(run)["step"] == 4
+
+    with pytest.raises(ValueError, match="hidden_dim"):  # the width is the start's
+        train_prior(*prior_run(tmp_path / "wider", **dict(start, hidden_dim=48)), train_dataset=data,
+                    vqvae=tiny_vqvae)
+    with pytest.raises(ValueError, match="not drop"):
+        deepened(base, 1)
+
+
 class LongerCodes(StructuredCodes):
     """StructuredCodes with 8 latent slices, as a per-frame codec codes 8-frame windows."""
 

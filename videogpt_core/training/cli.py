@@ -102,6 +102,10 @@ def configure_vqvae_parser(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--decoder-only", action="store_true",
                        help="with --init-from: train only the decoder, the encoder and codebook frozen, so every "
                             "clip keeps its codes (a prior trained on them stays valid)")
+    group.add_argument("--exposure-jitter", type=float, default=None, metavar="SHARE",
+                       help="make this share of the training clips dim or flat (contrast down to 0.08, the mean "
+                            "moved, 8-bit steps) so the codec learns low-contrast video too; validation clips stay "
+                            "as they are (default: 0, or on --resume the run's)")
     for flag, help in (("--embedding-dim", "code vector width"), ("--n-codes", "codebook size"),
                        ("--n-hiddens", "encoder / decoder width"), ("--n-res-layers", "attention residual blocks")):
         name = flag[2:].replace("-", "_")
@@ -139,6 +143,10 @@ def configure_prior_parser(parser: argparse.ArgumentParser) -> None:
                            + ("" if name != "frame_encoder_widths" else ", base being the reference's ResNet-34")
                            + ")", **kwargs)
 
+    group.add_argument("--init-from", default=None, metavar="PRIOR",
+                       help="fine-tune: start from this prior's weights and shape (a pipeline or training run folder "
+                            "with the codec of --vqvae); a larger --n-layers makes it deeper, its new blocks starting "
+                            "as the identity, and --dropout / --attn-dropout apply")
     sized("--hidden-dim", "transformer width, divisible by 3", type=int)
     sized("--n-heads", "attention heads", type=int)
     sized("--n-layers", "transformer blocks", type=int)

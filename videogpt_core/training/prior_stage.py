@@ -69,14 +69,77 @@ def _new_prior(options: PriorStageOptions, vqvae: nn.Module, train_dataset: Data
         frame_encoder_blocks=options.frame_encoder_blocks, **conditioned)
 
 
+FIXED_BY_START = ("hidden_dim", "n_heads", "frame_encoder_widths", "frame_encoder_blocks")
+
+
+def deepened(prior: VideoGPT, n_layers: int) -> VideoGPT:
+    """`prior` with n_layers blocks: its blocks spread evenly among new ones (4 -> 8: old, new, old, new, ...),
+    each new block's attention and MLP outputs zeroed, so it adds nothing to the residual stream and the deeper
+    prior computes what `prior` did; training then grows them. A deeper start keeps what the smaller prior
+    learned where a fresh model of the larger size would spend its first thousands of steps relearning it."""
+    old = prior.config.n_layers
+    if n_layers < old:
+        raise ValueError(f"--n-layers {n_layers}: the prior of --init-from has {old} blocks; a start can add blocks, "
+                         "not drop them")
+    grown = VideoGPT(config=dataclasses.replace(prior.config, n_layers=n_layers))
+    kept_at = [i * n_layers // old for i in range(old)]
+    state = {}
+    for name, tensor in prior.state_dict().items():
+        if name.startswith("blocks."):
+            _, index, rest = name.split(".", 2)
+            name = f"blocks.{kept_at[int(index)]}.{rest}"
+        state[name] = tensor
+    new_blocks = [i for i in range(n_layers) if i not in kept_at]
+    for i in new_blocks:  # the new blocks' own initialisation, outputs zeroed
+        for name, tensor in grown.blocks[i].state_dict().items():
+            state[f"blocks.{i}.{name}"] = tensor
+    grown.load_state_dict(state)
+    with torch.no_grad():
+        for i in new_blocks:
+            block = grown.blocks[i]
+            for output in [block.attn.fc, block.fc_block[2]] + ([block.enc_attn.fc] if block.use_frames else []):
+                output.weight.zero_()
+                output.bias.zero_()
+    return grown
+
+
+def _starting_prior(options: PriorStageOptions, vqvae: nn.Module) -> VideoGPT:
+    """Fine-tuning: the prior of --init-from (a pipeline or training run folder), deeper with a larger --n-layers
+    (`deepened`) and with --dropout / --attn-dropout when given; every other part of its shape is its own."""
+    from videogpt_core.models.checkpoints import load_prior
+
+    prior = load_prior(options.init_from).float()
+    clashing = {name: getattr(options, name) for name in FIXED_BY_START
+                if getattr(options, name) is not None and getattr(options, name) != getattr(prior.config, name)}
+    if options.cond_frames and options.cond_frames != prior.config.n_cond_frames:
+        clashing["cond_frames"] = options.cond_frames
+    if clashing:
+        raise ValueError(f"--init-from {options.init_from} fixes the prior's shape; drop the options that differ "
+                         f"from it: {clashing}")
+    if (prior.n_codes, tuple(prior.latent_shape)) != (vqvae.n_codes, tuple(vqvae.latent_shape)):
+        raise ValueError(f"--init-from {options.init_from} models {prior.n_codes} codes on a {tuple(prior.latent_shape)} "
+                         f"grid, --vqvae makes {vqvae.n_codes} on {tuple(vqvae.latent_shape)}: pass the codec it was "
+                         "trained on")
+    if options.n_layers is not None:
+        prior = deepened(prior, options.n_layers)
+    changes = {name: getattr(options, name) for name in ("dropout", "attn_dropout") if getattr(options, name) is not None}
+    prior.config = dataclasses.replace(prior.config, **changes)
+    for block in prior.blocks:
+        block.dropout.p = prior.config.dropout
+        block.attn_dropout = prior.config.attn_dropout
+    return prior
+
+
 def train_prior(trainer: TrainerConfig, options: PriorStageOptions, train_dataset: Dataset | None = None,
                 val_dataset: Dataset | None = None, vqvae: nn.Module | None = None,
                 callbacks: list | None = None) -> TrainResult:
     """Stage 2. train_dataset: items {codes, and what the prior conditions on} (default: the cache in
     options.codes);
     vqvae: the frozen VQ-VAE (default: loaded from options.vqvae, or on resume the checkpoint's)."""
-    trainer, options, size = apply_size(trainer, options, "prior")
     saved = saved_task(trainer.out_dir, trainer.resume, "prior")
+    start_from = options.init_from if saved is None else None
+    trainer, filled, size = apply_size(trainer, options, "prior")
+    options = options if start_from else filled  # a start's shape is its own: the size preset fills nothing
     vqvae_path = None
     if vqvae is None:
         source = options.vqvae or (saved or {}).get("vqvae")
@@ -91,6 +154,8 @@ def train_prior(trainer: TrainerConfig, options: PriorStageOptions, train_datase
     _match_codec_to_codes(meta, vqvae, options.codes)
     if saved is not None:
         prior = VideoGPT(config=config_from_dict(VideoGPTConfig, saved["prior_config"], "checkpoint"))
+    elif start_from is not None:
+        prior = _starting_prior(options, vqvae)
     else:
         prior = _new_prior(options, vqvae, train_dataset, meta, trainer.seed)
     announce_size(options, size, trainer.batch_size, prior, resumed=saved is not None)

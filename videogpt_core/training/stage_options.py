@@ -27,6 +27,7 @@ class VQVAEStageOptions:
     size: str | None = None  # small | base; None: chosen from the device
     init_from: str | None = None  # a VQ-VAE (or pipeline) folder whose shape and weights training starts from
     decoder_only: bool = False  # with init_from: train the decoder only, every clip keeps its codes
+    exposure_jitter: float | None = None  # share of training clips made dim or flat; None: 0, or on resume the run's
     embedding_dim: int | None = None
     n_codes: int | None = None
     n_hiddens: int | None = None
@@ -39,6 +40,8 @@ class VQVAEStageOptions:
     resolution: int = 64
 
     def __post_init__(self):
+        if self.exposure_jitter is not None and not 0.0 <= self.exposure_jitter <= 1.0:
+            raise ValueError(f"--exposure-jitter is a share of the clips, from 0 to 1; got {self.exposure_jitter}")
         if self.per_frame and self.causal is None:
             self.causal = True  # a per-frame codec is causal too
         if self.fsq_levels:
@@ -60,6 +63,7 @@ class PriorStageOptions:
     vqvae: str | None = None  # the VQ-VAE that made the codes
     val_data: str | None = None  # a code cache of held-out clips; None: no validation
     size: str | None = None
+    init_from: str | None = None  # a prior (pipeline or run folder) whose weights training starts from
     hidden_dim: int | None = None
     n_heads: int | None = None
     n_layers: int | None = None

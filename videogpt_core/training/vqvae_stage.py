@@ -99,6 +99,9 @@ def train_vqvae(trainer: TrainerConfig, options: VQVAEStageOptions, train_datase
         train_dataset, opened_val = _open_videos(options, model_config, with_val=val_dataset is None)
         val_dataset = val_dataset if val_dataset is not None else opened_val
     torch.manual_seed(trainer.seed)  # the same initial weights on every process
-    task = VQVAETask(start if start is not None else VQVAE(config=model_config), decoder_only)
+    exposure_jitter = options.exposure_jitter
+    if exposure_jitter is None:
+        exposure_jitter = float((saved or {}).get("exposure_jitter", 0.0))
+    task = VQVAETask(start if start is not None else VQVAE(config=model_config), decoder_only, exposure_jitter)
     announce_size(options, size, trainer.batch_size, task.model, resumed=saved is not None)
     return Trainer(trainer, task, train_dataset, val_dataset, callbacks).fit()

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from videogpt_core.evaluation.metrics import psnr_from_mse
 from videogpt_core.models.config import config_to_dict
+from videogpt_core.training.exposure_jitter import with_random_exposure
 from videogpt_core.training.media import MEDIA_VIDEOS, write_video_summary
 from videogpt_core.training.task import TrainingTask
 
@@ -16,21 +17,26 @@ class VQVAETask(TrainingTask):
 
     decoder_only: the encoder and codebook are frozen and run as at inference, so every clip keeps the codes it
     had; only the decoder learns. A prior trained on those codes stays valid while its codec's decoder improves.
+    exposure_jitter: the share of training clips made dim or flat (exposure_jitter.py) before the model sees
+    them; validation scores the clips as they are.
     """
 
     kind = "vqvae"
 
-    def __init__(self, model: nn.Module, decoder_only: bool = False):
+    def __init__(self, model: nn.Module, decoder_only: bool = False, exposure_jitter: float = 0.0):
         super().__init__(model)
         self.decoder_only = decoder_only
+        self.exposure_jitter = exposure_jitter
         if decoder_only:
             for module in (model.encoder, model.pre_vq_conv, model.codebook):
                 module.requires_grad_(False)
 
     def loss(self, model, batch):
-        if not self.decoder_only:
-            return model(batch["video"])
         video = batch["video"]
+        if model.training and self.exposure_jitter:
+            video = with_random_exposure(video, self.exposure_jitter)
+        if not self.decoder_only:
+            return model(video)
         codes = model.encode(video)  # BatchNorm's running statistics, the codebook unchanged
         recon = model.decoder(model.post_vq_conv(model.codebook.lookup(codes)))
         recon_loss = F.mse_loss(recon, video) / model.config.recon_loss_scale
@@ -38,7 +44,7 @@ class VQVAETask(TrainingTask):
 
     def describe(self):
         return {"kind": self.kind, "vqvae_config": config_to_dict(self.model.config),
-                "decoder_only": self.decoder_only}
+                "decoder_only": self.decoder_only, "exposure_jitter": self.exposure_jitter}
 
     def export(self, model, directory):
         model.save_pretrained(directory)
