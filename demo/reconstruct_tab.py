@@ -292,8 +292,10 @@ def build_reconstruct_tab(codecs: CodecRegistry, store: OutputStore,
                 if clips:
                     gr.Examples([[clip] for clip in clips], inputs=[upload], label="Example clips (test episodes)")
                 chosen = gr.CheckboxGroup(names, value=codecs.default_selection(), label="Codecs",
-                                          info="; ".join(info.describe() for info in codecs.infos.values()),
                                           elem_id="recon-codecs")
+                # In body text, not the checkbox group's info line: Gradio draws that faint and small.
+                gr.Markdown("\n".join(f"- {info.describe()}" for info in codecs.infos.values()),
+                            elem_id="recon-codec-notes")
                 resolution = gr.Radio(list(RESOLUTIONS), value=RESOLUTIONS[0], label="Frame size (pixels)",
                                       elem_id="recon-resolution")
                 n_frames = gr.Slider(2, MAX_FRAMES, value=DEFAULT_FRAMES, step=1,
