@@ -111,7 +111,7 @@ def announce_size(options: StageOptions, size: str, batch_size: int, model: nn.M
     if resumed:
         origin = "the checkpoint's shape"
     elif getattr(options, "init_from", None):
-        origin = f"the shape and weights of {options.init_from}"
+        origin = f"started from the weights of {options.init_from}"
     elif options.size is None:
         device = "a CUDA GPU" if torch.cuda.is_available() else "no CUDA GPU"
         other = "small" if size == "base" else "base"
