@@ -15,9 +15,8 @@ def with_random_exposure(video: torch.Tensor, share: float, min_contrast: float 
     flat clip spends its codes there as on a bright one (its error does not fall with the contrast)."""
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"the share of re-exposed clips is from 0 to 1; got {share}")
-    n = video.shape[0]
-    chosen = (torch.rand(n, device=video.device) < share).view(n, 1, 1, 1, 1)
-    shape = (n, 1, 1, 1, 1)
+    shape = (video.shape[0], 1, 1, 1, 1)  # one draw per clip
+    chosen = torch.rand(shape, device=video.device) < share
     contrast = torch.exp(torch.empty(shape, device=video.device).uniform_(math.log(min_contrast), 0.0))
     level = torch.empty(shape, device=video.device).uniform_(-max_shift, max_shift)
     mean = video.float().mean(dim=(1, 2, 3, 4), keepdim=True)

@@ -72,16 +72,17 @@ def _new_prior(options: PriorStageOptions, vqvae: nn.Module, train_dataset: Data
 FIXED_BY_START = ("hidden_dim", "n_heads", "frame_encoder_widths", "frame_encoder_blocks")
 
 
-def deepened(prior: VideoGPT, n_layers: int) -> VideoGPT:
+def deepened(prior: VideoGPT, n_layers: int, **config_changes) -> VideoGPT:
     """`prior` with n_layers blocks: its blocks spread evenly among new ones (4 -> 8: old, new, old, new, ...),
     each new block's attention and MLP outputs zeroed, so it adds nothing to the residual stream and the deeper
     prior computes what `prior` did; training then grows them. A deeper start keeps what the smaller prior
-    learned where a fresh model of the larger size would spend its first thousands of steps relearning it."""
+    learned where a fresh model of the larger size would spend its first thousands of steps relearning it.
+    config_changes: config fields no weight depends on (dropout), set in the new prior's config."""
     old = prior.config.n_layers
     if n_layers < old:
         raise ValueError(f"--n-layers {n_layers}: the prior of --init-from has {old} blocks; a start can add blocks, "
                          "not drop them")
-    grown = VideoGPT(config=dataclasses.replace(prior.config, n_layers=n_layers))
+    grown = VideoGPT(config=dataclasses.replace(prior.config, n_layers=n_layers, **config_changes))
     kept_at = [i * n_layers // old for i in range(old)]
     state = {}
     for name, tensor in prior.state_dict().items():
@@ -120,14 +121,8 @@ def _starting_prior(options: PriorStageOptions, vqvae: nn.Module) -> VideoGPT:
         raise ValueError(f"--init-from {options.init_from} models {prior.n_codes} codes on a {tuple(prior.latent_shape)} "
                          f"grid, --vqvae makes {vqvae.n_codes} on {tuple(vqvae.latent_shape)}: pass the codec it was "
                          "trained on")
-    if options.n_layers is not None:
-        prior = deepened(prior, options.n_layers)
     changes = {name: getattr(options, name) for name in ("dropout", "attn_dropout") if getattr(options, name) is not None}
-    prior.config = dataclasses.replace(prior.config, **changes)
-    for block in prior.blocks:
-        block.dropout.p = prior.config.dropout
-        block.attn_dropout = prior.config.attn_dropout
-    return prior
+    return deepened(prior, options.n_layers or prior.config.n_layers, **changes)
 
 
 def train_prior(trainer: TrainerConfig, options: PriorStageOptions, train_dataset: Dataset | None = None,
